@@ -1,0 +1,3 @@
+from hsafeat.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""Categorical atom and bond features. Every feature has an "other" slot, so unusual atoms
+(P, I, B, metals, charges, radicals) never crash; the atom-number feature also has a [MASK] slot
+used in pretraining. The spec is part of the weights' config: changing it means new weights."""
+from __future__ import annotations
+
+import numpy as np
+from rdkit import Chem
+
+HT = Chem.rdchem.HybridizationType
+CT = Chem.rdchem.ChiralType
+BT = Chem.rdchem.BondType
+BS = Chem.rdchem.BondStereo
+
+FEATURE_SPEC_VERSION = "hsafeat-features-1"
+
+# Atomic numbers 0 (wildcard) to 118 index themselves; then "other", then [MASK].
+N_ELEMENTS = 119
+ATOM_OTHER = N_ELEMENTS
+ATOM_MASK = N_ELEMENTS + 1
+
+CHIRALITY = [CT.CHI_UNSPECIFIED, CT.CHI_TETRAHEDRAL_CW, CT.CHI_TETRAHEDRAL_CCW]
+DEGREES = [0, 1, 2, 3, 4, 5, 6]
+CHARGES = [-2, -1, 0, 1, 2]
+NUM_HS = [0, 1, 2, 3, 4]
+HYBRIDIZATION = [HT.S, HT.SP, HT.SP2, HT.SP3, HT.SP3D, HT.SP3D2]
+RADICALS = [0, 1, 2]
+
+BOND_TYPES = [BT.SINGLE, BT.DOUBLE, BT.TRIPLE, BT.AROMATIC]
+BOND_OTHER = len(BOND_TYPES)  # dative, zero-order, ...
+BOND_MASK = len(BOND_TYPES) + 1
+BOND_STEREO = [BS.STEREONONE, BS.STEREOZ, BS.STEREOE, BS.STEREOCIS, BS.STEREOTRANS, BS.STEREOANY]
+
+# name -> number of categories (including "other", and [MASK] where it exists)
+ATOM_FEATURES: dict[str, int] = {
+    "atomic_num": N_ELEMENTS + 2,
+    "chirality": len(CHIRALITY) + 1,
+    "degree": len(DEGREES) + 1,
+    "formal_charge": len(CHARGES) + 1,
+    "num_hs": len(NUM_HS) + 1,
+    "hybridization": len(HYBRIDIZATION) + 1,
+    "radical_electrons": len(RADICALS) + 1,
+    "aromatic": 2,
+    "in_ring": 2,
+}
+BOND_FEATURES: dict[str, int] = {
+    "bond_type": len(BOND_TYPES) + 2,
+    "conjugated": 2,
+    "in_ring": 2,
+    "stereo": len(BOND_STEREO) + 1,
+}
+
+
+def _index(values: list, value: object) -> int:
+    """Position of value in values, or the "other" slot right after them."""
+    try:
+        return values.index(value)
+    except ValueError:
+        return len(values)
+
+
+def atom_features(mol: Chem.Mol) -> np.ndarray:
+    """n_atoms x len(ATOM_FEATURES) int64 category indices."""
+    rows = []
+    for atom in mol.GetAtoms():
+        z = atom.GetAtomicNum()
+        rows.append((
+            z if 0 <= z < N_ELEMENTS else ATOM_OTHER,
+            _index(CHIRALITY, atom.GetChiralTag()),
+            _index(DEGREES, atom.GetDegree()),
+            _index(CHARGES, atom.GetFormalCharge()),
+            _index(NUM_HS, atom.GetTotalNumHs()),
+            _index(HYBRIDIZATION, atom.GetHybridization()),
+            _index(RADICALS, atom.GetNumRadicalElectrons()),
+            int(atom.GetIsAromatic()),
+            int(atom.IsInRing()),
+        ))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, len(ATOM_FEATURES))
+
+
+def bond_features(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
+    """Directed edges: edge_index 2 x 2m and edge_attr 2m x len(BOND_FEATURES), both int64."""
+    src, dst, attrs = [], [], []
+    for bond in mol.GetBonds():
+        i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        attr = (
+            _index(BOND_TYPES, bond.GetBondType()),
+            int(bond.GetIsConjugated()),
+            int(bond.IsInRing()),
+            _index(BOND_STEREO, bond.GetStereo()),
+        )
+        src += [i, j]
+        dst += [j, i]
+        attrs += [attr, attr]
+    edge_index = np.asarray([src, dst], dtype=np.int64).reshape(2, -1)
+    edge_attr = np.asarray(attrs, dtype=np.int64).reshape(-1, len(BOND_FEATURES))
+    return edge_index, edge_attr
+
+
+def feature_spec() -> dict:
+    """What goes into config.json so weights can check they match the featurizer."""
+    return {"version": FEATURE_SPEC_VERSION, "atom": dict(ATOM_FEATURES), "bond": dict(BOND_FEATURES)}

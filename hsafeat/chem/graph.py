@@ -1,0 +1,61 @@
+"""MolGraph: everything the encoder needs about one molecule, as numpy arrays."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rdkit import Chem
+
+from hsafeat.chem.features import atom_features, bond_features
+from hsafeat.chem.fragments import brics_fragments, scaffold_atoms, serialisation_order
+from hsafeat.chem.proximity import proximity
+
+UNK_FRAGMENT = 0  # id 0 of every fragment vocabulary is UNK
+
+
+@dataclass
+class MolGraph:
+    x: np.ndarray            # n_atoms x n_atom_feats   int64 categories
+    edge_index: np.ndarray   # 2 x n_edges              int64 (both directions)
+    edge_attr: np.ndarray    # n_edges x n_bond_feats   int64 categories
+    frag_index: np.ndarray   # n_atoms                  fragment of each atom (canonically numbered)
+    frag_ids: np.ndarray     # n_frags                  vocabulary id of each fragment (0 = UNK)
+    order: np.ndarray        # n_atoms                  atom indices in serialisation order
+    prox_index: np.ndarray   # 2 x n_prox               proximity pairs (row, column)
+    prox_weight: np.ndarray  # n_prox                   row-normalised proximity weights
+    scaffold: np.ndarray     # n_atoms bool             Bemis-Murcko framework atoms
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.x.shape[0])
+
+
+def canonical_ranks(mol: Chem.Mol) -> np.ndarray:
+    return np.asarray(list(Chem.CanonicalRankAtoms(mol, breakTies=True)), dtype=np.int64)
+
+
+def mol_to_graph(mol: Chem.Mol, vocab: dict[str, int] | None = None) -> MolGraph:
+    """Featurize one sanitized molecule. Fragments missing from vocab map to UNK."""
+    ranks = canonical_ranks(mol)
+    x = atom_features(mol)
+    edge_index, edge_attr = bond_features(mol)
+    frag_index, frag_smiles = brics_fragments(mol, ranks)
+    degree = np.bincount(edge_index[0], minlength=mol.GetNumAtoms())
+    prox_index, prox_weight = proximity(mol)
+    vocab = vocab or {}
+    return MolGraph(
+        x=x,
+        edge_index=edge_index,
+        edge_attr=edge_attr,
+        frag_index=frag_index,
+        frag_ids=np.asarray([vocab.get(s, UNK_FRAGMENT) for s in frag_smiles], dtype=np.int64),
+        order=serialisation_order(frag_index, degree, ranks),
+        prox_index=prox_index,
+        prox_weight=prox_weight,
+        scaffold=scaffold_atoms(mol),
+    )
+
+
+def fragment_smiles(mol: Chem.Mol) -> list[str]:
+    """The BRICS fragment SMILES of a molecule (for building vocabularies)."""
+    return brics_fragments(mol, canonical_ranks(mol))[1]

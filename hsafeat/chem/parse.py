@@ -1,0 +1,51 @@
+"""SMILES parsing that never raises: a molecule, or the reason there is none."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rdkit import Chem, RDLogger, rdBase
+
+# Warnings (e.g. "not removing hydrogen atom without neighbors") are noise for a featurizer;
+# errors are captured per call and returned as the row's error string.
+RDLogger.DisableLog("rdApp.warning")
+
+MAX_ATOMS = 500
+MAX_SMILES_CHARS = 20 * MAX_ATOMS
+
+
+@dataclass(frozen=True)
+class ParsedMolecule:
+    mol: Chem.Mol | None
+    error: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.mol is not None
+
+
+def _clean(log: str) -> str:
+    """RDKit log lines start with a '[hh:mm:ss] ' stamp; keep the first meaningful line."""
+    lines = [ln.split("] ", 1)[-1].strip() for ln in log.strip().splitlines()]
+    lines = [ln for ln in lines if ln]
+    return lines[0] if lines else "RDKit could not parse the SMILES"
+
+
+def parse_smiles(smiles: str, max_atoms: int = MAX_ATOMS) -> ParsedMolecule:
+    """Parse and sanitize one SMILES. Empty, oversized and unparsable input give an error."""
+    smiles = smiles.strip()
+    if not smiles:
+        return ParsedMolecule(None, "empty SMILES")
+    if len(smiles) > max(MAX_SMILES_CHARS, 20 * max_atoms):
+        return ParsedMolecule(None, f"SMILES has {len(smiles)} characters; the limit is {20 * max_atoms}")
+    with rdBase.CaptureErrorLog() as capture:
+        try:
+            mol = Chem.MolFromSmiles(smiles)
+        except Exception as exc:  # RDKit raises on a few malformed inputs instead of returning None
+            return ParsedMolecule(None, f"RDKit error: {exc}")
+    if mol is None:
+        return ParsedMolecule(None, _clean(capture.messages))
+    if mol.GetNumAtoms() == 0:
+        return ParsedMolecule(None, "SMILES has no atoms")
+    if mol.GetNumAtoms() > max_atoms:
+        return ParsedMolecule(None, f"molecule has {mol.GetNumAtoms()} heavy atoms; the limit is {max_atoms}")
+    return ParsedMolecule(mol, None)

@@ -1,0 +1,76 @@
+"""Collate MolGraphs into one GraphBatch. Padding and serialisation order live here, once:
+every node knows its slot in a dense B x L layout where L is the largest molecule of the batch
+and atoms sit in their canonical serialisation order."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from hsafeat.chem.graph import MolGraph
+
+
+@dataclass
+class GraphBatch:
+    x: torch.Tensor            # N x n_atom_feats     int64
+    edge_index: torch.Tensor   # 2 x E                int64, offset into the batch
+    edge_attr: torch.Tensor    # E x n_bond_feats     int64
+    batch: torch.Tensor        # N                    graph of each node
+    n_atoms: torch.Tensor      # B
+    slot: torch.Tensor         # N                    flat index b * L + position in serialisation order
+    prox_index: torch.Tensor   # 2 x P                (row slot, column slot) in the flat B * L layout
+    prox_weight: torch.Tensor  # P                    float32
+    frag_index: torch.Tensor   # N                    fragment of each node, offset into the batch
+    frag_ids: torch.Tensor     # F                    vocabulary id of each fragment
+    frag_batch: torch.Tensor   # F                    graph of each fragment
+    scaffold: torch.Tensor     # N bool               Bemis-Murcko framework atoms
+
+    @property
+    def n_graphs(self) -> int:
+        return int(self.n_atoms.shape[0])
+
+    @property
+    def max_atoms(self) -> int:
+        return int(self.n_atoms.max()) if self.n_graphs else 0
+
+    def to(self, device: torch.device | str) -> GraphBatch:
+        return GraphBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def collate(graphs: list[MolGraph]) -> GraphBatch:
+    n = np.asarray([g.n_atoms for g in graphs], dtype=np.int64)
+    n_frags = np.asarray([len(g.frag_ids) for g in graphs], dtype=np.int64)
+    node_offset = np.concatenate([[0], np.cumsum(n)[:-1]])
+    frag_offset = np.concatenate([[0], np.cumsum(n_frags)[:-1]])
+    width = int(n.max()) if len(graphs) else 0
+
+    slots, prox_rows, prox_cols = [], [], []
+    for b, g in enumerate(graphs):
+        position = np.empty(g.n_atoms, dtype=np.int64)
+        position[g.order] = np.arange(g.n_atoms)
+        slot = b * width + position
+        slots.append(slot)
+        prox_rows.append(slot[g.prox_index[0]])
+        prox_cols.append(slot[g.prox_index[1]])
+
+    def cat(arrays: list[np.ndarray], dtype: type = np.int64, shape: tuple = (0,)) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate(arrays).astype(dtype) if arrays else np.zeros(shape, dtype))
+
+    return GraphBatch(
+        x=cat([g.x for g in graphs], shape=(0, 9)),
+        edge_index=torch.from_numpy(
+            np.concatenate([g.edge_index + o for g, o in zip(graphs, node_offset)], axis=1)
+            if graphs else np.zeros((2, 0), np.int64)
+        ),
+        edge_attr=cat([g.edge_attr for g in graphs], shape=(0, 4)),
+        batch=torch.from_numpy(np.repeat(np.arange(len(graphs)), n)),
+        n_atoms=torch.from_numpy(n),
+        slot=cat(slots),
+        prox_index=torch.stack([cat(prox_rows), cat(prox_cols)]),
+        prox_weight=cat([g.prox_weight for g in graphs], np.float32),
+        frag_index=cat([g.frag_index + o for g, o in zip(graphs, frag_offset)]),
+        frag_ids=cat([g.frag_ids for g in graphs]),
+        frag_batch=torch.from_numpy(np.repeat(np.arange(len(graphs)), n_frags)),
+        scaffold=cat([g.scaffold for g in graphs], np.bool_),
+    )

@@ -1,0 +1,507 @@
+"""Streaming molecule input (.smi/.csv/.tsv/.parquet, optionally gzipped, or stdin)
+and atomic, streaming Parquet output of embeddings."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zlib
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any, Self
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+METADATA_KEY = b"hsafeat"
+FORMATS = ("smi", "csv", "tsv", "parquet")
+_GZIP_MAGIC = b"\x1f\x8b"
+_EXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+_ID_NAMES = ("id", "name", "mol_id", "compound_id")
+
+
+class InputError(Exception):
+    """A problem with the input as a whole (missing file, bad column...). Message is one clear line."""
+
+
+class OutputError(Exception):
+    """The output cannot be written (bad directory, disk full...). Message is one clear line."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputRow:
+    """One input molecule; id falls back to str(row_idx)."""
+
+    row_idx: int  # 0-based among data rows: header and comments excluded, blank lines included
+    id: str
+    smiles: str
+
+
+class _HashingReader(io.RawIOBase):
+    """Raw reader that hashes bytes as they are consumed, so stdin can be hashed in one pass."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw, self.hash = raw, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        data = self._raw.read(len(buf))
+        self.hash.update(data)
+        buf[: len(data)] = data
+        return len(data)
+
+
+def _pick_column(
+    names: list[str], wanted: str | None, kind: str, auto: list[str]
+) -> str | None:
+    """Resolve an explicit column name (exact, then case-insensitive) or the first auto match."""
+    if wanted is not None:
+        if wanted in names:
+            return wanted
+        folded = [n for n in names if n.lower() == wanted.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        raise InputError(
+            f"{kind} column '{wanted}' not in input; columns are: {', '.join(names)}"
+        )
+    return auto[0] if auto else None
+
+
+def _resolve_columns(
+    names: list[str], smiles_column: str | None, id_column: str | None
+) -> tuple[str, str | None]:
+    low = [n.strip().lower() for n in names]
+    # exact "smiles" beats a column that merely contains it (e.g. "smiles" vs "input_smiles")
+    auto = [n for n, lo in zip(names, low) if lo == "smiles"] + [
+        n for n, lo in zip(names, low) if "smiles" in lo or lo == "mol"
+    ]
+    smi = _pick_column(names, smiles_column, "SMILES", auto)
+    if smi is None:
+        raise InputError(
+            f"no SMILES column found; columns are: {', '.join(names)} "
+            "(use --smiles-column to choose one)"
+        )
+    ids = _pick_column(
+        names, id_column, "id", [n for n, lo in zip(names, low) if lo in _ID_NAMES]
+    )
+    return smi, ids
+
+
+def _detect_format(path: str) -> tuple[str, bool]:
+    """Format from the extension (unknown: .smi) and gzip flag from extension or magic."""
+    lower = path.lower()
+    gz = lower.endswith(".gz")
+    ext = os.path.splitext(lower[:-3] if gz else lower)[1]
+    with open(path, "rb") as f:  # also catch gzip data behind a plain extension
+        gz = gz or f.read(2) == _GZIP_MAGIC
+    return _EXT_FORMATS.get(ext, "smi"), gz
+
+
+_Item = tuple[str, str | None] | None  # (smiles, id), or None for a blank line
+
+
+def _with_blank_rows(items: Iterator[_Item]) -> Iterator[InputRow]:
+    """Number items; blank lines are held back so that trailing ones are dropped."""
+    idx, pending = 0, 0  # a counter, not a list, keeps memory flat on long blank runs
+    for item in items:
+        if item is None:
+            pending += 1
+            continue
+        for _ in range(pending):
+            yield InputRow(idx, str(idx), "")
+            idx += 1
+        pending = 0
+        yield InputRow(idx, item[1] or str(idx), item[0])
+        idx += 1
+
+
+def _smi_items(lines: Iterator[bytes]) -> Iterator[_Item]:
+    first = True
+    header_possible = True
+    for raw in lines:
+        if first and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        first = False
+        text = raw.decode("utf-8", errors="replace").strip()
+        if text.startswith("#"):
+            continue
+        parts = text.split(None, 1)
+        if header_possible:  # only the first non-comment line may be a header
+            header_possible = False
+            if (
+                parts
+                and parts[0].lower() == "smiles"
+                and (len(parts) == 1 or parts[1].lower() in ("id", "name"))
+            ):
+                continue
+        if not parts:
+            yield None
+            continue
+        yield parts[0], parts[1].strip() if len(parts) == 2 else None
+
+
+def _csv_items(reader: Iterator[list[str]], si: int, ii: int | None) -> Iterator[_Item]:
+    for rec in reader:
+        if not rec or (len(rec) == 1 and not rec[0].strip()):
+            yield None
+            continue
+        smiles = rec[si].strip() if si < len(rec) else ""  # short rows stay rows
+        yield smiles, (rec[ii].strip() if ii is not None and ii < len(rec) else None)
+
+
+class InputSource:
+    """A lazily read molecule input; rows() may be iterated once."""
+
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        gz: bool,
+        smiles_column: str | None,
+        id_column: str | None,
+    ) -> None:
+        self.path, self.format, self.gzip = path, fmt, gz
+        self.name = "<stdin>" if path == "-" else path
+        self._want = (smiles_column, id_column)
+        self.smiles_column: str | None = None
+        self.id_column: str | None = None
+        self._hash = hashlib.sha256()
+        self._used = False
+        if fmt in ("csv", "tsv"):
+            # a 10 MB SMILES field must not crash (the default limit is 128 KiB)
+            csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        if path != "-" and not gz and fmt in ("csv", "tsv", "parquet"):
+            self._resolve_file_columns()  # fail on a bad column before any expensive work
+
+    def _resolve_file_columns(self) -> None:
+        try:
+            if self.format == "parquet":
+                names = pq.ParquetFile(self.path).schema_arrow.names
+            else:
+                with open(
+                    self.path, encoding="utf-8-sig", errors="replace", newline=""
+                ) as f:
+                    names = next(csv.reader(f, delimiter=self._delim()), [])
+        except (OSError, pa.ArrowException, csv.Error) as e:
+            raise InputError(f"cannot read {self.name}: {e}") from None
+        if names:
+            self.smiles_column, self.id_column = _resolve_columns(names, *self._want)
+
+    def _delim(self) -> str:
+        return "\t" if self.format == "tsv" else ","
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of the raw (still compressed) input bytes; complete once rows() is exhausted."""
+        return self._hash.hexdigest()
+
+    def rows(self) -> Iterator[InputRow]:
+        """Stream the rows; read errors mid-way are raised as InputError."""
+        if self._used:
+            raise RuntimeError(f"{self.name} has already been read")
+        self._used = True
+        try:
+            yield from self._rows()
+        except (OSError, EOFError, zlib.error, csv.Error, pa.ArrowException) as e:
+            raise InputError(f"error reading {self.name}: {e}") from None
+
+    def iter_chunks(self, size: int) -> Iterator[list[InputRow]]:
+        if size < 1:
+            raise ValueError("chunk size must be >= 1")
+        it = self.rows()
+        while chunk := list(islice(it, size)):
+            yield chunk
+
+    def _rows(self) -> Iterator[InputRow]:
+        with ExitStack() as stack:
+            src = (
+                sys.stdin.buffer
+                if self.path == "-"
+                else stack.enter_context(open(self.path, "rb"))
+            )
+            hashing = _HashingReader(src)
+            self._hash = hashing.hash
+            buffered = io.BufferedReader(hashing, 1 << 16)
+            stream: IO[bytes] = buffered
+            if self.gzip or (self.path == "-" and buffered.peek(2)[:2] == _GZIP_MAGIC):
+                stream = gzip.GzipFile(fileobj=buffered, mode="rb")
+            if self.format == "parquet" and stream is buffered and self.path != "-":
+                # read by random access; the drain below then hashes the file in a second pass
+                yield from self._parquet_file_rows(self.path)
+            elif self.format == "parquet":
+                yield from self._spooled_parquet_rows(stream)
+            elif self.format == "smi":
+                yield from _with_blank_rows(_smi_items(iter(stream)))
+            else:
+                yield from self._csv_rows(stream)
+            while buffered.read(1 << 20):  # hash any bytes the parser did not need
+                pass
+
+    def _csv_rows(self, stream: IO[bytes]) -> Iterator[InputRow]:
+        text = io.TextIOWrapper(
+            stream, encoding="utf-8-sig", errors="replace", newline=""
+        )
+        try:
+            reader = csv.reader(text, delimiter=self._delim())
+            header = next(reader, None)
+            if header is None:
+                return
+            self.smiles_column, self.id_column = _resolve_columns(header, *self._want)
+            ii = header.index(self.id_column) if self.id_column is not None else None
+            yield from _with_blank_rows(
+                _csv_items(reader, header.index(self.smiles_column), ii)
+            )
+        finally:
+            text.detach()  # keep the byte stream open for the final hash drain
+
+    def _spooled_parquet_rows(self, stream: IO[bytes]) -> Iterator[InputRow]:
+        # gzip or stdin: spool to a temporary file, since parquet needs random access
+        with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
+            shutil.copyfileobj(stream, tmp, 1 << 20)
+            tmp.flush()
+            yield from self._parquet_file_rows(tmp.name)
+
+    def _parquet_file_rows(self, path: str) -> Iterator[InputRow]:
+        if self.smiles_column is None:
+            names = pq.ParquetFile(path).schema_arrow.names
+            self.smiles_column, self.id_column = _resolve_columns(names, *self._want)
+        assert self.smiles_column is not None
+        cols = [self.smiles_column] + ([self.id_column] if self.id_column else [])
+        idx = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=cols):
+            smiles = batch.column(0).to_pylist()
+            ids = (
+                batch.column(1).to_pylist() if self.id_column else [None] * len(smiles)
+            )
+            for s, i in zip(smiles, ids):
+                yield InputRow(
+                    idx, str(idx) if i is None else str(i).strip(), (s or "").strip()
+                )
+                idx += 1
+
+
+def open_input(
+    path: str,
+    smiles_column: str | None = None,
+    id_column: str | None = None,
+    input_format: str | None = None,
+) -> InputSource:
+    """Open a molecule input (a path or "-" for stdin); fails early on a missing file or bad column."""
+    if input_format is not None and input_format not in FORMATS:
+        raise InputError(
+            f"unknown input format '{input_format}'; expected one of: {', '.join(FORMATS)}"
+        )
+    if path == "-":
+        return InputSource(path, input_format or "smi", False, smiles_column, id_column)
+    if not os.path.exists(path):
+        raise InputError(f"input file not found: {path}")
+    if os.path.isdir(path):
+        raise InputError(f"input path is a directory, not a file: {path}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"input file is not readable: {path}")
+    try:
+        fmt, gz = _detect_format(path)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+    return InputSource(path, input_format or fmt, gz, smiles_column, id_column)
+
+
+# ---------------------------------------------------------------------------------------- output
+
+
+def embedding_schema(dims: dict[str, int], layout: str = "list") -> pa.Schema:
+    """Output schema: base columns, then each embedding as fixed_size_list or D float32 columns."""
+    if layout not in ("list", "wide"):
+        raise ValueError(f"unknown layout '{layout}'; expected 'list' or 'wide'")
+    fields = [
+        pa.field("row_idx", pa.int64(), nullable=False),
+        pa.field("id", pa.string()),
+        pa.field("smiles", pa.string()),
+        pa.field("canonical_smiles", pa.string()),
+        pa.field("valid", pa.bool_(), nullable=False),
+        pa.field("error", pa.string()),
+    ]
+    for name, d in dims.items():
+        if d < 1:
+            raise ValueError(f"embedding '{name}' must have dimension >= 1, got {d}")
+        if layout == "list":
+            fields.append(pa.field(name, pa.list_(pa.float32(), d)))
+        else:
+            width = max(3, len(str(d - 1)))
+            fields.extend(
+                pa.field(f"{name}_{i:0{width}d}", pa.float32()) for i in range(d)
+            )
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate output column names in {names}")
+    return pa.schema(fields)
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise OutputError unless `path` could be created/replaced by this process."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"output path is a directory: {p}")
+    parent = p.parent
+    if not parent.exists():
+        raise OutputError(f"output directory does not exist: {parent}")
+    if not parent.is_dir():
+        raise OutputError(f"output directory is not a directory: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory is not writable: {parent}")
+
+
+def read_hsafeat_metadata(path: str | Path) -> dict[str, Any]:
+    """The hsafeat JSON metadata of a file written by ParquetSink."""
+    return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
+
+
+def _schema_with_meta(schema: pa.Schema, meta: dict[str, Any]) -> pa.Schema:
+    return schema.with_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
+
+
+class ParquetSink:
+    """Streams chunks into a temporary Parquet file, renamed into place only by close()."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        dims: dict[str, int],
+        metadata: dict[str, Any],
+        layout: str = "list",
+        row_group_size: int = 8192,
+    ) -> None:
+        check_writable(path)
+        self.path = Path(path)
+        self.dims, self.layout = dict(dims), layout
+        self.row_group_size = max(1, row_group_size)
+        self.rows_written = 0
+        self._meta = dict(metadata)
+        self._schema = _schema_with_meta(embedding_schema(dims, layout), self._meta)
+        self._tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.tmp"
+        self._buf: list[pa.RecordBatch] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._done = False
+        codec = "zstd" if pa.Codec.is_available("zstd") else "snappy"
+        try:  # dictionary-encode only the column that really repeats (error messages)
+            self._writer = pq.ParquetWriter(
+                self._tmp, self._schema, compression=codec, use_dictionary=["error"]
+            )
+        except OSError as e:
+            self._fail(e)
+
+    def _fail(self, e: OSError) -> None:
+        self.abort()
+        raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from e
+
+    def write(self, rows: dict[str, Any]) -> None:
+        """Append one chunk; embeddings of rows with valid=False are written as nulls."""
+        if self._done:
+            raise RuntimeError("ParquetSink is closed")
+        valid = np.asarray(rows["valid"], dtype=bool)
+        n = len(valid)
+        invalid = ~valid
+        arrays: list[pa.Array] = [
+            pa.array(np.asarray(rows["row_idx"], dtype=np.int64)),
+            pa.array(rows["id"], pa.string()),
+            pa.array(rows["smiles"], pa.string()),
+            pa.array(rows["canonical_smiles"], pa.string()),
+            pa.array(valid),
+            pa.array(rows["error"], pa.string()),
+        ]
+        for name, d in self.dims.items():
+            emb = np.ascontiguousarray(rows[name], dtype=np.float32)
+            if emb.shape != (n, d):
+                raise ValueError(
+                    f"embedding '{name}' has shape {emb.shape}, expected {(n, d)}"
+                )
+            if self.layout == "list":
+                arrays.append(
+                    pa.FixedSizeListArray.from_arrays(
+                        pa.array(emb.reshape(-1)), d, mask=pa.array(invalid)
+                    )
+                )
+            else:
+                # one transpose, then contiguous column slices
+                cols = np.ascontiguousarray(emb.T)
+                arrays.extend(pa.array(cols[i], mask=invalid) for i in range(d))
+        self._buf.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+        self._buffered += n
+        if self._buffered >= self.row_group_size:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Write whole row groups (all buffered rows if final): writes never merge across calls."""
+        if not self._buf or self._writer is None:
+            return
+        table = pa.Table.from_batches(self._buf, self._schema)
+        take = len(table) if final else len(table) - len(table) % self.row_group_size
+        try:
+            self._writer.write_table(
+                table.slice(0, take), row_group_size=self.row_group_size
+            )
+        except OSError as e:
+            self._fail(e)
+        self.rows_written += take
+        self._buf = table.slice(take).to_batches()
+        self._buffered = len(table) - take
+
+    def close(self, extra_metadata: dict[str, Any] | None = None) -> None:
+        """Flush, store the final metadata and atomically move the file into place."""
+        if self._done:
+            return
+        meta = {**self._meta, **(extra_metadata or {})}
+        final = _schema_with_meta(self._schema, meta)
+        # The reader takes schema metadata from the serialized ARROW:schema written at open
+        # time, so replace that entry too; otherwise read_schema() would show stale metadata.
+        arrow_schema = base64.b64encode(final.serialize().to_pybytes())
+        try:
+            self._flush(final=True)
+            assert self._writer is not None
+            kv = {
+                METADATA_KEY: final.metadata[METADATA_KEY],
+                b"ARROW:schema": arrow_schema,
+            }
+            self._writer.add_key_value_metadata(kv)
+            self._writer.close()
+            # durable before the rename makes it visible
+            with open(self._tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(self._tmp, self.path)
+        except OSError as e:
+            self._fail(e)
+        self._done = True
+
+    def abort(self) -> None:
+        """Discard everything written; nothing appears at the destination."""
+        self._done = True
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except OSError:
+                pass  # already failing; the temp file is removed next anyway
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

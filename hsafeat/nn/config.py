@@ -1,0 +1,48 @@
+"""Encoder configuration: a frozen dataclass of JSON-able values; to_dict() is config.json's
+"encoder" section."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    atom_vocab: dict[str, int] = field(default_factory=dict)   # feature name -> n categories
+    bond_vocab: dict[str, int] = field(default_factory=dict)
+    n_fragments: int = 1            # fragment vocabulary size including UNK (id 0)
+    d_model: int = 128              # GNN width = token width
+    n_layers: int = 5               # GINE layers; levels = n_layers + 1
+    n_queries: int = 4              # tokens per level (cross-attention queries / Mamba readouts)
+    n_heads: int = 4
+    d_state: int = 8                # Mamba (small: the CPU reference scan dominates training)
+    d_conv: int = 4
+    expand: int = 1
+    dt_rank: int = 8
+    n_experts: int = 4              # SAF
+    top_k: int = 2
+    d_out: int = 128
+    scaffold_router: bool = False   # H-MoE scaffold-aware routing
+    dropout: float = 0.0
+
+    @property
+    def n_levels(self) -> int:
+        return self.n_layers + 1
+
+    @property
+    def n_sources(self) -> int:
+        return self.n_levels + 1  # levels + motif
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n_sources * self.n_queries
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EncoderConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
+        return cls(**data)

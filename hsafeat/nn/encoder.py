@@ -1,0 +1,86 @@
+"""HSAEncoder: GINE backbone -> HAP per level + motif stream -> SAF -> multi-level embeddings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch_geometric.utils import scatter
+
+from hsafeat.data.batch import GraphBatch
+from hsafeat.nn.config import EncoderConfig
+from hsafeat.nn.gnn import GINEBackbone
+from hsafeat.nn.hap import HierarchicalAdaptiveProjector
+from hsafeat.nn.moe import SourceAwareFusion
+from hsafeat.nn.motif import MotifStream
+
+
+@dataclass
+class EncoderOutput:
+    tokens: torch.Tensor         # B x T x d_out   Y, the fused tokens (T = (n_levels + 1) * K)
+    levels: torch.Tensor         # B x n_levels x d_out  mean of each level's tokens in Y
+    motif: torch.Tensor          # B x d_out
+    fused: torch.Tensor          # B x 2 d_out     [mean; max] of Y
+    gate_logits: torch.Tensor    # B x n_levels x 2  (0 = cross-attention, 1 = Graph-Mamba)
+    gate_weights: torch.Tensor   # B x n_levels x 2
+    router_logits: torch.Tensor  # B x T x N
+    expert_index: torch.Tensor   # B x T x k
+    expert_weight: torch.Tensor  # B x T x k
+
+    def embeddings(self) -> dict[str, torch.Tensor]:
+        """The written-out columns: fused, level_0 ... level_{L-1}, motif."""
+        out = {"fused": self.fused}
+        out.update({f"level_{i}": self.levels[:, i] for i in range(self.levels.shape[1])})
+        out["motif"] = self.motif
+        return out
+
+
+def scaffold_context(h: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    """Mean of node states over each molecule's Bemis-Murcko framework (all atoms if acyclic)."""
+    has_scaffold = scatter(batch.scaffold.float(), batch.batch, dim=0, dim_size=batch.n_graphs, reduce="sum") > 0
+    use = batch.scaffold | ~has_scaffold[batch.batch]
+    w = use.to(h.dtype)[:, None]
+    total = scatter(h * w, batch.batch, dim=0, dim_size=batch.n_graphs, reduce="sum")
+    count = scatter(w, batch.batch, dim=0, dim_size=batch.n_graphs, reduce="sum").clamp(min=1.0)
+    return total / count
+
+
+class HSAEncoder(nn.Module):
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        self.backbone = GINEBackbone(c.atom_vocab, c.bond_vocab, c.d_model, c.n_layers, c.dropout)
+        self.hap = HierarchicalAdaptiveProjector(
+            c.d_model, c.n_levels, c.n_queries, c.n_heads, c.d_state, c.d_conv, c.expand, c.dt_rank, c.dropout,
+        )
+        self.motif = MotifStream(c.n_fragments, c.d_model, c.n_queries, c.n_heads, c.dropout)
+        self.fusion = SourceAwareFusion(
+            c.d_model, c.d_out, c.n_sources, c.n_queries, c.n_experts, c.top_k, c.scaffold_router,
+        )
+
+    def forward(
+        self, batch: GraphBatch, levels: list[torch.Tensor] | None = None, force_projector: int | None = None,
+    ) -> EncoderOutput:
+        """levels: precomputed backbone output (stage-B training runs the frozen GNN itself)."""
+        if levels is None:
+            levels = self.backbone(batch.x, batch.edge_index, batch.edge_attr)
+        hap = self.hap(levels, batch, force=force_projector)
+        n_graphs, n_levels, k, d = hap.tokens.shape
+        motif = self.motif(levels[-1], batch)                                    # B x K x d
+        tokens = torch.cat([hap.tokens.reshape(n_graphs, n_levels * k, d), motif], dim=1)
+        ctx = scaffold_context(levels[-1], batch) if self.config.scaffold_router else None
+        fusion = self.fusion(tokens, ctx)
+        y = fusion.tokens                                                          # B x T x d_out
+        per_source = y.view(n_graphs, n_levels + 1, k, -1).mean(2)                  # B x (nl+1) x d_out
+        return EncoderOutput(
+            tokens=y,
+            levels=per_source[:, :n_levels],
+            motif=per_source[:, n_levels],
+            fused=torch.cat([y.mean(1), y.amax(1)], dim=-1),
+            gate_logits=hap.gate_logits,
+            gate_weights=hap.gate_weights,
+            router_logits=fusion.router_logits,
+            expert_index=fusion.expert_index,
+            expert_weight=fusion.expert_weight,
+        )

@@ -1,0 +1,50 @@
+"""GINE backbone: categorical embeddings, then edge-aware GIN layers (Hu et al. 2020).
+Returns every level: H(0) = atom embeddings, H(l) = output of layer l."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.nn import GINEConv
+
+
+class CategoricalEmbedding(nn.Module):
+    """Sum of one embedding table per categorical feature: x (N x F int) -> N x d."""
+
+    def __init__(self, vocab: dict[str, int], d_model: int) -> None:
+        super().__init__()
+        self.tables = nn.ModuleList(nn.Embedding(n, d_model) for n in vocab.values())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(table(x[:, i]) for i, table in enumerate(self.tables))  # type: ignore[return-value]
+
+
+class GINEBackbone(nn.Module):
+    """h(l+1) = h(l) + act(LN(GINE(h(l), e))) ; the last layer has no activation."""
+
+    def __init__(
+        self, atom_vocab: dict[str, int], bond_vocab: dict[str, int], d_model: int, n_layers: int,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.atom_embedding = CategoricalEmbedding(atom_vocab, d_model)
+        self.bond_embeddings = nn.ModuleList(CategoricalEmbedding(bond_vocab, d_model) for _ in range(n_layers))
+        self.convs = nn.ModuleList(
+            GINEConv(nn.Sequential(
+                nn.Linear(d_model, 2 * d_model), nn.LayerNorm(2 * d_model), nn.ReLU(), nn.Linear(2 * d_model, d_model),
+            ), train_eps=True)
+            for _ in range(n_layers)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> list[torch.Tensor]:
+        h = self.atom_embedding(x)  # N x d
+        levels = [h]
+        last = len(self.convs) - 1
+        for i, (conv, norm, bond) in enumerate(zip(self.convs, self.norms, self.bond_embeddings)):
+            update = norm(conv(h, edge_index, bond(edge_attr)))
+            if i < last:
+                update = torch.relu(update)
+            h = h + self.dropout(update)
+            levels.append(h)
+        return levels  # n_layers + 1 tensors, N x d

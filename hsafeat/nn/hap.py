@@ -1,0 +1,102 @@
+"""Hierarchical Adaptive Projector (HAP): for every level and molecule, a gate picks the
+cross-attention or the Graph-Mamba projector. Training runs both and mixes them with hard
+Gumbel-softmax weights (straight-through); inference runs only the chosen one per row."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hsafeat.data.batch import GraphBatch
+from hsafeat.nn.attention import CrossAttentionProjector
+from hsafeat.nn.gate import ATTENTION, MAMBA, LevelGate, route
+from hsafeat.nn.graph_mamba import GraphMambaProjector
+
+DEGREE_FEATURE = 2  # column of the degree category in the atom features
+
+
+@dataclass
+class HAPOutput:
+    tokens: torch.Tensor       # B x n_levels x K x d
+    gate_logits: torch.Tensor  # B x n_levels x 2
+    gate_weights: torch.Tensor  # B x n_levels x 2 (one-hot at inference)
+
+
+def densify(h: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    """Node states (N x d, or n_levels x N x d) -> (n_levels x) B*L x d in serialisation order."""
+    width = batch.n_graphs * batch.max_atoms
+    out = h.new_zeros(*h.shape[:-2], width, h.shape[-1])
+    return out.index_copy(-2, batch.slot, h)
+
+
+def proximity_mix(dense: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    """Â x on the flat layout: (... x B*L x d) -> same shape, zero rows for isolated atoms."""
+    rows, cols = batch.prox_index
+    messages = dense.index_select(-2, cols) * batch.prox_weight[:, None]
+    return torch.zeros_like(dense).index_add(-2, rows, messages)
+
+
+def masked_mean_std(dense: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """dense ... x B x L x d, mask B x L -> ... x B x 2d: [mean; std] over real atoms."""
+    m = mask.to(dense.dtype)[..., None]
+    n = m.sum(-2).clamp(min=1.0)
+    mean = (dense * m).sum(-2) / n
+    var = (((dense - mean.unsqueeze(-2)) ** 2) * m).sum(-2) / n
+    return torch.cat([mean, torch.sqrt(var + 1e-6)], dim=-1)
+
+
+class HierarchicalAdaptiveProjector(nn.Module):
+    def __init__(
+        self, d_model: int, n_levels: int, n_queries: int, n_heads: int, d_state: int, d_conv: int,
+        expand: int, dt_rank: int, dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.gate = LevelGate(d_model, n_levels)
+        self.attention = CrossAttentionProjector(d_model, n_heads, n_levels, n_queries, dropout)
+        self.mamba = GraphMambaProjector(d_model, n_levels, n_queries, d_state, d_conv, expand, dt_rank)
+        self.tau = 1.0          # Gumbel temperature, annealed by the trainer
+        self.hard = True        # soft routing during the trainer's warm-up
+
+    def forward(self, levels: list[torch.Tensor], batch: GraphBatch, force: int | None = None) -> HAPOutput:
+        """levels: n_levels tensors N x d. force: route every row to one projector (ablations)."""
+        n_levels, n_graphs, width = len(levels), batch.n_graphs, batch.max_atoms
+        d = levels[0].shape[-1]
+        flat = densify(torch.stack(levels), batch)                           # nl x B*L x d
+        structure = proximity_mix(flat, batch).view(n_levels * n_graphs, width, d)
+        dense = flat.view(n_levels, n_graphs, width, d)
+        mask = torch.arange(width, device=flat.device)[None, :] < batch.n_atoms[:, None]   # B x L
+        logits = self.gate(masked_mean_std(dense, mask).transpose(0, 1))    # B x nl x 2
+        weights = route(logits, self.training, self.tau, self.hard)
+        if force is not None:
+            weights = torch.zeros_like(weights)
+            weights[..., force] = 1.0
+
+        # Rows are (level, molecule) pairs: row r = level * B + molecule.
+        rows = dense.reshape(n_levels * n_graphs, width, d)
+        row_mask = mask.repeat(n_levels, 1)
+        row_level = torch.arange(n_levels, device=flat.device).repeat_interleave(n_graphs)
+        row_atoms = batch.n_atoms.repeat(n_levels)
+        degree = densify(batch.x[:, DEGREE_FEATURE, None], batch).view(n_graphs, width).repeat(n_levels, 1)
+        row_weights = weights.transpose(0, 1).reshape(-1, 2)                 # nl*B x 2
+
+        def attention(sel: torch.Tensor) -> torch.Tensor:
+            return self.attention(rows[sel], row_mask[sel], row_level[sel])
+
+        def mamba(sel: torch.Tensor) -> torch.Tensor:
+            return self.mamba(rows[sel], structure[sel], degree[sel], row_atoms[sel], row_level[sel])
+
+        k = self.attention.queries.shape[1]
+        if self.training and force is None:
+            every = torch.arange(rows.shape[0], device=flat.device)
+            out = (row_weights[:, ATTENTION, None, None] * attention(every)
+                   + row_weights[:, MAMBA, None, None] * mamba(every))
+        else:  # only the chosen projector runs for each row
+            out = rows.new_zeros(rows.shape[0], k, d)
+            chosen = row_weights.argmax(-1)
+            for projector, run in ((ATTENTION, attention), (MAMBA, mamba)):
+                sel = (chosen == projector).nonzero().squeeze(-1)
+                if sel.numel():
+                    out = out.index_copy(0, sel, run(sel))
+        tokens = out.view(n_levels, n_graphs, k, d).transpose(0, 1)         # B x nl x K x d
+        return HAPOutput(tokens=tokens, gate_logits=logits, gate_weights=weights)

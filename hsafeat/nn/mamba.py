@@ -1,0 +1,60 @@
+"""A Mamba block with a structure-aware selective step (mamba-ssm parameter names:
+in_proj, conv1d, x_proj, dt_proj, A_log, D, out_proj; `struct_proj` is ours):
+
+    Δ_t = softplus(W x_t + U (Â x)_t + b)
+
+where (Â x)_t is the topological-proximity mix of the token's graph neighbourhood."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hsafeat.nn.ssm import selective_scan
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class StructuredMamba(nn.Module):
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank: int = 8) -> None:
+        super().__init__()
+        d_inner = expand * d_model
+        self.d_state, self.dt_rank, self.d_conv = d_state, dt_rank, d_conv
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(d_inner, dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(dt_rank, d_inner)
+        self.struct_proj = nn.Linear(d_model, d_inner, bias=False)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1).float()).repeat(d_inner, 1))  # D x N
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+        # Mamba's Δ initialisation: softplus(bias) spread log-uniformly over [1e-3, 1e-1].
+        dt = torch.exp(torch.rand(d_inner) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        nn.init.zeros_(self.struct_proj.weight)
+
+    def forward(self, x: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
+        """x B x L x d (causal: later padding never reaches earlier tokens), structure B x L x d
+        (Â x in the same layout, zero where there is no graph neighbourhood) -> B x L x d."""
+        length = x.shape[1]
+        xz = self.in_proj(x).transpose(1, 2)                       # B x 2D x L
+        u, z = xz.chunk(2, dim=1)                                  # B x D x L each
+        u = F.silu(self.conv1d(u)[..., :length])                   # causal depthwise conv
+        dt, B, C = self.x_proj(u.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = (dt @ self.dt_proj.weight.T + self.struct_proj(structure)).transpose(1, 2)  # B x D x L
+        y = selective_scan(
+            u, delta, -torch.exp(self.A_log.float()), B.transpose(1, 2), C.transpose(1, 2),
+            self.D.float(), z, self.dt_proj.bias.float(), delta_softplus=True,
+        )
+        return self.out_proj(y.transpose(1, 2))                    # B x L x d

@@ -1,0 +1,27 @@
+"""Motif stream: BRICS fragments as tokens, Emb(fragment id) + mean of the last level's atom
+states over the fragment; K motif queries cross-attend to them -> Z(motif)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.utils import scatter, to_dense_batch
+
+from hsafeat.data.batch import GraphBatch
+from hsafeat.nn.attention import CrossAttentionBlock
+
+
+class MotifStream(nn.Module):
+    def __init__(self, n_fragments: int, d_model: int, n_queries: int, n_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fragment_embedding = nn.Embedding(n_fragments, d_model)
+        self.queries = nn.Parameter(torch.randn(n_queries, d_model) * 0.02)
+        self.block = CrossAttentionBlock(d_model, n_heads, dropout)
+
+    def forward(self, h: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+        """h: last-level node states N x d -> B x K x d."""
+        n_frags = batch.frag_ids.shape[0]
+        pooled = scatter(h, batch.frag_index, dim=0, dim_size=n_frags, reduce="mean")   # F x d
+        frags = self.fragment_embedding(batch.frag_ids) + pooled
+        dense, mask = to_dense_batch(frags, batch.frag_batch, batch_size=batch.n_graphs)  # B x Fmax x d
+        queries = self.queries.expand(batch.n_graphs, -1, -1)
+        return self.block(queries, dense, mask)

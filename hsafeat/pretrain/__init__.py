@@ -1,0 +1,1 @@
+"""Pretraining: corpus preparation, self-supervised objectives, the two-stage training loop."""

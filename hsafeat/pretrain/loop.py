@@ -1,0 +1,191 @@
+"""The two-stage pretraining loop (resumable) that produces a weights directory.
+
+Stage A trains the GINE backbone on masked atom and bond attributes. Stage B freezes it and trains
+HAP, the motif stream and SAF on ECFP bits, standardised descriptors, a contrastive term between
+two masked views, the SAF load-balancing loss and (with the scaffold router) H-MoE's
+scaffold-routing contrast. The Gumbel temperature anneals 1.0 -> 0.3 with soft routing for the
+first 5 % of stage B."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hsafeat.data.batch import collate
+from hsafeat.nn.config import EncoderConfig
+from hsafeat.nn.encoder import HSAEncoder
+from hsafeat.nn.losses import load_balancing_loss, nt_xent, scaffold_routing_contrastive
+from hsafeat.pretrain.corpus import Corpus
+from hsafeat.pretrain.objectives import StageAHeads, StageBHeads, mask_atoms, mask_bonds
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps_a: int = 2000
+    steps_b: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: int = 100
+    mask_rate: float = 0.15
+    view_mask_rate: float = 0.10
+    w_contrast: float = 0.5
+    w_balance: float = 0.01
+    w_scaffold: float = 0.1
+    seed: int = 0
+    checkpoint_every: int = 200
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"fp": 1.0, "desc": 1.0})
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def tau_at(step: int, total: int) -> tuple[float, bool]:
+    """Gumbel temperature (cosine 1.0 -> 0.3) and whether routing is hard yet."""
+    progress = step / max(1, total)
+    return 0.3 + 0.7 * 0.5 * (1 + math.cos(math.pi * progress)), progress >= 0.05
+
+
+class Trainer:
+    def __init__(self, corpus: Corpus, config: EncoderConfig, train: TrainConfig, workdir: Path,
+                 log: Callable[[str], None] = print) -> None:
+        self.corpus, self.train, self.workdir, self.log = corpus, train, Path(workdir), log
+        torch.manual_seed(train.seed)
+        self.model = HSAEncoder(config)
+        self.heads_a = StageAHeads(config.d_model)
+        self.heads_b = StageBHeads(config.d_out, corpus.fp.shape[1], corpus.desc.shape[1])
+        self.rng = np.random.default_rng(train.seed)
+        self.gen = torch.Generator().manual_seed(train.seed)
+        self.stage, self.step = "a", 0
+        self.history: list[dict] = []
+        self.started = time.time()
+        self.elapsed_before = 0.0
+        self.opt = self._optimizer()
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        if self.stage == "a":
+            params = list(self.model.backbone.parameters()) + list(self.heads_a.parameters())
+        else:
+            params = [p for n, p in self.model.named_parameters() if not n.startswith("backbone.")]
+            params += list(self.heads_b.parameters())
+        return torch.optim.AdamW(params, lr=self.train.lr, weight_decay=self.train.weight_decay)
+
+    # --- checkpoints (tensors and JSON only; torch.load with weights_only=True) ---
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.workdir / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.model.state_dict(), "heads_a": self.heads_a.state_dict(), "heads_b": self.heads_b.state_dict(),
+            "opt": self.opt.state_dict(), "stage": self.stage, "step": self.step,
+            "rng": json.dumps(self.rng.bit_generator.state), "gen": self.gen.get_state(),
+            "history": json.dumps(self.history), "elapsed": self.elapsed(),
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)
+
+    def load_checkpoint(self) -> None:
+        state = torch.load(self.checkpoint_path, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.heads_a.load_state_dict(state["heads_a"])
+        self.heads_b.load_state_dict(state["heads_b"])
+        self.stage, self.step = state["stage"], state["step"]
+        self.opt = self._optimizer()
+        self.opt.load_state_dict(state["opt"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        self.gen.set_state(state["gen"])
+        self.history = json.loads(state["history"])
+        self.elapsed_before = state["elapsed"]
+        self.started = time.time()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self.started
+
+    # --- steps ---
+    def _sample(self) -> tuple:
+        idx = self.rng.integers(0, len(self.corpus.graphs), self.train.batch_size)
+        batch = collate([self.corpus.graphs[i] for i in idx])
+        return idx, batch
+
+    def step_a(self) -> dict[str, torch.Tensor]:
+        _, batch = self._sample()
+        view, atom_sel = mask_atoms(batch, self.train.mask_rate, self.gen)
+        view, bond_sel = mask_bonds(view, self.train.mask_rate, self.gen)
+        h = self.model.backbone(view.x, view.edge_index, view.edge_attr)[-1]
+        return self.heads_a.loss(h, batch, batch.x[:, 0], atom_sel, batch.edge_attr[:, 0], bond_sel)
+
+    def step_b(self) -> dict[str, torch.Tensor]:
+        idx, batch = self._sample()
+        t = self.train
+        self.model.hap.tau, self.model.hap.hard = tau_at(self.step, t.steps_b)
+        views = [mask_atoms(batch, t.view_mask_rate, self.gen)[0] for _ in range(2)]
+        pooled, out = [], None
+        for view in views:
+            with torch.no_grad():
+                levels = self.model.backbone(view.x, view.edge_index, view.edge_attr)
+            out = self.model(view, levels=levels)
+            pooled.append(out.tokens.mean(1))
+        losses = self.heads_b.loss(pooled[0], torch.from_numpy(self.corpus.fp[idx]), torch.from_numpy(self.corpus.desc[idx]))
+        losses = {k: v * t.loss_weights.get(k, 1.0) for k, v in losses.items()}
+        proj = [self.heads_b.projection(p) for p in pooled]
+        losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
+        assert out is not None
+        losses["balance"] = t.w_balance * load_balancing_loss(out.router_logits, out.expert_index, self.model.config.n_experts)
+        if self.model.config.scaffold_router:
+            scaffold = torch.from_numpy(self.corpus.scaffold_id[idx])
+            losses["scaffold"] = t.w_scaffold * scaffold_routing_contrastive(out.router_logits, scaffold)
+        self._gate_usage = out.gate_weights.detach().argmax(-1).float().mean(0)
+        return losses
+
+    def run(self, progress: Callable[[str, int, int, dict], None] | None = None) -> None:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        while True:
+            total = self.train.steps_a if self.stage == "a" else self.train.steps_b
+            if self.step >= total:
+                if self.stage == "b":
+                    break
+                self.stage, self.step = "b", 0
+                self.opt = self._optimizer()
+                continue
+            for g in self.opt.param_groups:
+                g["lr"] = self.train.lr * lr_factor(self.step, total, self.train.warmup)
+            self.model.train()
+            if self.stage == "b":
+                self.model.backbone.eval()  # frozen (no dropout)
+            losses = self.step_a() if self.stage == "a" else self.step_b()
+            loss = sum(losses.values())
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[union-attr]
+            params = [p for group in self.opt.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            self.opt.step()
+            self.step += 1
+            record = {"stage": self.stage, "step": self.step, **{k: round(float(v.detach()), 5) for k, v in losses.items()}}
+            if self.stage == "b":
+                record["mamba_share"] = [round(float(v), 3) for v in self._gate_usage]
+            if self.step % 20 == 0 or self.step == total:
+                record["elapsed_s"] = round(self.elapsed(), 1)
+                self.history.append(record)
+            if progress:
+                progress(self.stage, self.step, total, record)
+            if self.step % self.train.checkpoint_every == 0:
+                self.save_checkpoint()
+        self.save_checkpoint()
+
+    def final_losses(self) -> dict[str, dict]:
+        last: dict[str, dict] = {}
+        for rec in self.history:
+            last[rec["stage"]] = rec
+        return last

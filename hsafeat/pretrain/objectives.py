@@ -1,0 +1,68 @@
+"""Self-supervised objectives and view augmentation for the two pretraining stages."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hsafeat.chem.features import ATOM_MASK, BOND_FEATURES, BOND_MASK, N_ELEMENTS
+from hsafeat.data.batch import GraphBatch
+
+ATOM_CLASSES = N_ELEMENTS + 1   # atomic numbers + "other"
+BOND_CLASSES = BOND_FEATURES["bond_type"] - 1  # bond types + "other" (not [MASK])
+
+
+def mask_atoms(batch: GraphBatch, rate: float, generator: torch.Generator | None = None) -> tuple[GraphBatch, torch.Tensor]:
+    """Replace the atomic number of a random `rate` of atoms with [MASK]; returns the view and
+    the masked positions (at least one per batch)."""
+    chosen = torch.rand(batch.x.shape[0], generator=generator) < rate
+    if not chosen.any():
+        chosen[0] = True
+    x = batch.x.clone()
+    x[chosen, 0] = ATOM_MASK
+    return replace(batch, x=x), chosen
+
+
+def mask_bonds(batch: GraphBatch, rate: float, generator: torch.Generator | None = None) -> tuple[GraphBatch, torch.Tensor]:
+    """Mask the type of a random `rate` of bonds (both directions: edges come in pairs)."""
+    n_bonds = batch.edge_attr.shape[0] // 2
+    chosen = (torch.rand(n_bonds, generator=generator) < rate).repeat_interleave(2)
+    attr = batch.edge_attr.clone()
+    attr[chosen, 0] = BOND_MASK
+    return replace(batch, edge_attr=attr), chosen
+
+
+class StageAHeads(nn.Module):
+    """Predict masked atomic numbers from H(L) and masked bond types from both end atoms."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.atom = nn.Linear(d_model, ATOM_CLASSES)
+        self.bond = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.ReLU(), nn.Linear(d_model, BOND_CLASSES))
+
+    def loss(self, h: torch.Tensor, batch: GraphBatch, atom_target: torch.Tensor, atom_sel: torch.Tensor,
+             bond_target: torch.Tensor, bond_sel: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {"atom": F.cross_entropy(self.atom(h[atom_sel]), atom_target[atom_sel].clamp(max=ATOM_CLASSES - 1))}
+        if bond_sel.any():
+            src, dst = batch.edge_index[:, bond_sel]
+            logits = self.bond(torch.cat([h[src], h[dst]], dim=-1))
+            out["bond"] = F.cross_entropy(logits, bond_target[bond_sel].clamp(max=BOND_CLASSES - 1))
+        return out
+
+
+class StageBHeads(nn.Module):
+    """Predict ECFP bits and standardised descriptors from the mean of the fused tokens Y."""
+
+    def __init__(self, d_out: int, n_bits: int, n_desc: int) -> None:
+        super().__init__()
+        self.fp = nn.Linear(d_out, n_bits)
+        self.desc = nn.Sequential(nn.Linear(d_out, d_out), nn.GELU(), nn.Linear(d_out, n_desc))
+        self.projection = nn.Sequential(nn.Linear(d_out, d_out), nn.GELU(), nn.Linear(d_out, d_out))
+
+    def loss(self, pooled: torch.Tensor, fp: torch.Tensor, desc: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            "fp": F.binary_cross_entropy_with_logits(self.fp(pooled), fp),
+            "desc": F.mse_loss(self.desc(pooled), desc),
+        }

@@ -1,0 +1,135 @@
+"""Versioned, verified weight directories: weights/<name>/{config.json, model.safetensors, card.json}.
+
+Loading is strict and pickle-free (JSON + safetensors); the sha256 of model.safetensors must match
+the card. A released directory is never edited: new training gives a new name."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from hsafeat.chem.features import feature_spec
+from hsafeat.nn.config import EncoderConfig
+from hsafeat.nn.encoder import HSAEncoder
+
+FORMAT_VERSION = 1
+DEFAULT_WEIGHTS = "hsanet-moses-v1"
+ENV_WEIGHTS = "HSAFEAT_WEIGHTS"
+
+
+class WeightsError(Exception):
+    """Missing, corrupted or incompatible weights (one-line message)."""
+
+
+@dataclass
+class LoadedWeights:
+    name: str
+    path: Path
+    config: EncoderConfig
+    fragment_vocab: list[str]
+    max_atoms: int
+    card: dict
+    sha256: str
+    model: HSAEncoder
+
+    @property
+    def vocab_index(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.fragment_vocab)}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_dir() -> Path:
+    """Weights shipped inside the installed package (the wheel maps the repository's top-level
+    weights/ to hsafeat/weights); a source checkout or editable install reads weights/ directly."""
+    packaged = Path(str(resources.files("hsafeat"))) / "weights"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "weights"
+
+
+def resolve(name_or_dir: str | None) -> Path:
+    """A directory path, or a name looked up in the bundled weights (default: $HSAFEAT_WEIGHTS or
+    the package default)."""
+    choice = name_or_dir or os.environ.get(ENV_WEIGHTS) or DEFAULT_WEIGHTS
+    as_path = Path(choice).expanduser()
+    if as_path.is_dir():
+        return as_path
+    bundled = bundled_dir() / choice
+    if bundled.is_dir():
+        return bundled
+    known = sorted(p.name for p in bundled_dir().iterdir() if p.is_dir()) if bundled_dir().is_dir() else []
+    raise WeightsError(f"weights '{choice}' not found (not a directory; bundled: {', '.join(known) or 'none'})")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WeightsError(f"missing {path.name} in {path.parent}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{path} is not valid JSON: {exc}") from None
+
+
+def load_weights(name_or_dir: str | None = None, device: str | torch.device = "cpu") -> LoadedWeights:
+    path = resolve(name_or_dir)
+    config = _read_json(path / "config.json")
+    card = _read_json(path / "card.json")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(
+            f"{path / 'config.json'}: weights format version {config.get('format_version')!r} is not supported "
+            f"(this hsafeat reads version {FORMAT_VERSION})"
+        )
+    featurizer = config["featurizer"]
+    if featurizer["feature_spec"] != feature_spec():
+        raise WeightsError(f"{path}: weights were trained with another atom/bond feature spec")
+    tensors = path / "model.safetensors"
+    if not tensors.is_file():
+        raise WeightsError(f"missing {tensors}")
+    digest = sha256_file(tensors)
+    if digest != card.get("sha256"):
+        raise WeightsError(f"checksum mismatch for {tensors}: expected {card.get('sha256')}, got {digest}")
+    encoder_config = EncoderConfig.from_dict(config["encoder"])
+    model = HSAEncoder(encoder_config)
+    try:
+        model.load_state_dict(load_file(str(tensors)), strict=True)
+    except (RuntimeError, OSError) as exc:
+        raise WeightsError(f"{tensors} does not match its config: {str(exc).splitlines()[0]}") from None
+    model.eval().to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return LoadedWeights(
+        name=path.name, path=path, config=encoder_config, fragment_vocab=featurizer["fragment_vocab"],
+        max_atoms=featurizer["max_atoms"], card=card, sha256=digest, model=model,
+    )
+
+
+def save_weights(
+    out_dir: Path, model: HSAEncoder, fragment_vocab: list[str], max_atoms: int, card: dict,
+) -> str:
+    """Write a new release directory; refuses to overwrite one. Returns the tensors' sha256."""
+    out_dir = Path(out_dir)
+    if (out_dir / "model.safetensors").exists():
+        raise WeightsError(f"{out_dir} already holds weights; releases are immutable, choose a new name")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / "model.safetensors"))
+    config = {
+        "format_version": FORMAT_VERSION,
+        "encoder": model.config.to_dict(),
+        "featurizer": {"feature_spec": feature_spec(), "fragment_vocab": fragment_vocab, "max_atoms": max_atoms},
+    }
+    (out_dir / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    digest = sha256_file(out_dir / "model.safetensors")
+    (out_dir / "card.json").write_text(json.dumps({"name": out_dir.name, **card, "sha256": digest}, indent=1) + "\n")
+    return digest
