@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-level molecular embeddings from a frozen HSA-Net encoder.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Multi-level molecular embeddings from a frozen HSA-Net encoder.")
 
 
 @app.callback()
@@ -18,9 +18,60 @@ def root() -> None:
     """Multi-level molecular embeddings from a frozen HSA-Net encoder."""
 
 
-def fail(message: str, code: int = 1) -> None:
+EXIT_DATA, EXIT_USAGE = 1, 2
+
+
+def fail(message: str, code: int = EXIT_DATA) -> None:
     typer.echo(f"hsafeat: error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def progress_bar():  # noqa: ANN201 - rich types stay inside the command
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} mol/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty(),
+    )
+
+
+def bar_updater(bar):  # noqa: ANN001, ANN201
+    """A pipeline progress callback that moves the bar and shows the rate."""
+
+    def update(done: int, _valid: int) -> None:
+        elapsed = bar.tasks[0].elapsed or 0.0
+        bar.update(bar.task_ids[0], completed=done, rate=f"{done / elapsed:.0f}" if elapsed > 0 else "-")
+
+    return update
+
+
+def open_source(input_path: str, smiles_column: str | None, id_column: str | None):  # noqa: ANN201
+    from hsafeat.io import InputError, open_input
+
+    try:
+        return open_input(input_path, smiles_column, id_column)
+    except InputError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def make_embedder(weights: str | None, device: str, batch_size: int):  # noqa: ANN201
+    from hsafeat.engine import Embedder
+    from hsafeat.weights import WeightsError
+
+    try:
+        return Embedder(weights, device=device, batch_size=batch_size)
+    except (WeightsError, ValueError) as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+InputArg = Annotated[str, typer.Argument(help="SMILES file (.smi, .csv, .tsv, .parquet, optionally .gz) or - for stdin.")]
+SmilesColumn = Annotated[Optional[str], typer.Option("--smiles-column", help="CSV/TSV/Parquet column holding SMILES (found by name if omitted).")]
+IdColumn = Annotated[Optional[str], typer.Option("--id-column", help="Column holding molecule ids (default: id/name if present, else the row index).")]
+WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Bundled weights name or a weights directory (default: the shipped model, or $HSAFEAT_WEIGHTS).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Molecules per encoder pass.")]
 
 
 @app.command()
@@ -77,11 +128,119 @@ def pretrain(
     typer.echo(f"wrote {out} (sha256 {digest})")
 
 
+@app.command()
+def embed(
+    input_path: InputArg,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Parquet file to write (default: INPUT stem + .parquet).")] = None,
+    smiles_column: SmilesColumn = None,
+    id_column: IdColumn = None,
+    levels: Annotated[Optional[str], typer.Option("--levels", help="Comma-separated columns to write, e.g. fused,level_5,motif (default: all).")] = None,
+    layout: Annotated[str, typer.Option("--layout", help="list: one fixed_size_list<float32> column per embedding; wide: one float column per dimension.")] = "list",
+    batch_size: BatchOpt = 256,
+    device: DeviceOpt = "cpu",
+    weights: WeightsOpt = None,
+) -> None:
+    """Embed molecules: one output row per input line, in input order; invalid SMILES are kept with valid=false and an error."""
+    from hsafeat.io import InputError, OutputError, check_writable, estimate_rows
+    from hsafeat.pipeline import embed_file
+
+    if layout not in ("list", "wide"):
+        fail(f"--layout must be 'list' or 'wide', not '{layout}'", EXIT_USAGE)
+    if output is None:
+        if input_path == "-":
+            fail("reading stdin needs --output", EXIT_USAGE)
+        name = Path(input_path).name
+        for suffix in (".gz", ".smi", ".smiles", ".csv", ".tsv", ".txt", ".parquet"):
+            name = name.removesuffix(suffix)
+        output = Path(input_path).with_name(name + ".parquet")
+    try:
+        check_writable(output)
+    except OutputError as exc:
+        fail(str(exc), EXIT_USAGE)
+    source = open_source(input_path, smiles_column, id_column)
+    embedder = make_embedder(weights, device, batch_size)
+    chosen = [c.strip() for c in levels.split(",") if c.strip()] if levels else None
+    if chosen:
+        unknown = [c for c in chosen if c not in embedder.dims]
+        if unknown:
+            fail(f"unknown --levels {', '.join(unknown)}; available: {', '.join(embedder.dims)}", EXIT_USAGE)
+    with progress_bar() as bar:
+        bar.add_task("embed", total=estimate_rows(source), rate="-")
+        try:
+            summary = embed_file(source, output, embedder, chosen, layout, progress=bar_updater(bar))
+        except (InputError, OutputError) as exc:
+            fail(str(exc))
+    typer.echo(summary.line(), err=True)
+
+
+@app.command("inspect-gates")
+def inspect_gates_cmd(
+    input_path: InputArg,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Long-format Parquet: one row per molecule and source.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG of the per-level share routed to Graph-Mamba (needs matplotlib).")] = None,
+    smiles_column: SmilesColumn = None,
+    id_column: IdColumn = None,
+    batch_size: BatchOpt = 256,
+    device: DeviceOpt = "cpu",
+    weights: WeightsOpt = None,
+) -> None:
+    """Show how the encoder routed each molecule: HAP gate per level, SAF expert weights per source."""
+    from hsafeat.gates import render_table, save_plot
+    from hsafeat.io import InputError, OutputError, check_writable, estimate_rows
+    from hsafeat.pipeline import inspect_gates
+
+    for path in (output, plot):
+        if path is not None:
+            try:
+                check_writable(path)
+            except OutputError as exc:
+                fail(str(exc), EXIT_USAGE)
+    source = open_source(input_path, smiles_column, id_column)
+    embedder = make_embedder(weights, device, batch_size)
+    with progress_bar() as bar:
+        bar.add_task("embed", total=estimate_rows(source), rate="-")
+        try:
+            summary, stats = inspect_gates(source, output, embedder, progress=bar_updater(bar))
+        except (InputError, OutputError) as exc:
+            fail(str(exc))
+    render_table(stats, embedder.weights.name)
+    if plot is not None:
+        try:
+            save_plot(stats, plot, embedder.weights.name)
+        except ImportError:
+            fail("--plot needs matplotlib: pip install matplotlib", EXIT_USAGE)
+    typer.echo(summary.line() if output else f"{summary.n_rows} molecules, {summary.n_valid} valid", err=True)
+
+
+@app.command()
+def info(weights: WeightsOpt = None) -> None:
+    """Print the card of the weights in use (name, sha256, corpus, objectives, losses)."""
+    import json
+
+    from hsafeat.weights import WeightsError, load_weights
+
+    try:
+        loaded = load_weights(weights)
+    except WeightsError as exc:
+        fail(str(exc), EXIT_USAGE)
+    typer.echo(json.dumps({"path": str(loaded.path), "dims": {"fused": 2 * loaded.config.d_out,
+                           "level_i": loaded.config.d_out, "motif": loaded.config.d_out}, **loaded.card}, indent=1))
+
+
 def main() -> None:
-    if os.environ.get("HSAFEAT_DEBUG"):
-        app()
-        return
-    app()
+    """Entry point. Unexpected errors print one line; HSAFEAT_DEBUG=1 shows the traceback."""
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        typer.echo("hsafeat: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("HSAFEAT_DEBUG"):
+            raise
+        typer.echo(f"hsafeat: error: {type(exc).__name__}: {exc} (set HSAFEAT_DEBUG=1 for the traceback)", err=True)
+        sys.exit(EXIT_DATA)
 
 
 if __name__ == "__main__":

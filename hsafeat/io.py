@@ -505,3 +505,21 @@ class ParquetSink:
             self.close()
         else:
             self.abort()
+
+
+def estimate_rows(source: InputSource) -> int | None:
+    """A quick upper estimate of the row count for progress bars (None for stdin): parquet row
+    count, else the number of lines (header and comments included)."""
+    if source.path == "-":
+        return None
+    try:
+        if source.format == "parquet" and not source.gzip:
+            return int(pq.ParquetFile(source.path).metadata.num_rows)
+        opener = gzip.open if source.gzip else open
+        count = 0
+        with opener(source.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                count += block.count(b"\n")
+        return max(count, 1)
+    except (OSError, EOFError, zlib.error, pa.ArrowException):
+        return None

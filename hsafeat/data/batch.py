@@ -4,11 +4,13 @@ and atoms sit in their canonical serialisation order."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from hsafeat.chem.graph import MolGraph
+if TYPE_CHECKING:  # nn imports this module and must not pull in RDKit
+    from hsafeat.chem.graph import MolGraph
 
 
 @dataclass

@@ -33,9 +33,10 @@ def selective_scan_ref(
     delta_softplus: bool = False,
 ) -> torch.Tensor:             # B x D x L
     dtype = u.dtype
-    u, delta, B, C = u.float(), delta.float(), B.float(), C.float()
+    work = torch.promote_types(dtype, torch.float32)  # at least float32 (float64 stays, for tests)
+    u, delta, A, B, C = u.to(work), delta.to(work), A.to(work), B.to(work), C.to(work)
     if delta_bias is not None:
-        delta = delta + delta_bias[None, :, None].float()
+        delta = delta + delta_bias[None, :, None].to(work)
     if delta_softplus:
         delta = F.softplus(delta)
     h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])                        # B x D x N
@@ -46,9 +47,9 @@ def selective_scan_ref(
         ys.append(torch.einsum("bdn,bn->bd", h, C[:, :, t]))
     y = torch.stack(ys, dim=2) if ys else u.new_zeros(u.shape)                 # B x D x L
     if D is not None:
-        y = y + u * D[None, :, None].float()
+        y = y + u * D[None, :, None].to(work)
     if z is not None:
-        y = y * F.silu(z.float())
+        y = y * F.silu(z.to(work))
     return y.to(dtype)
 
 

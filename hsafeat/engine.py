@@ -1,0 +1,103 @@
+"""Embedder: SMILES -> validated graphs -> batched encoder passes -> numpy arrays, row-aligned.
+
+Every input SMILES gets a result: valid rows carry embeddings, invalid rows carry the reason.
+Within a call molecules are grouped by size for padding efficiency and the original order is
+restored; a molecule's output does not depend on its batch neighbours."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from rdkit import Chem
+
+from hsafeat.chem.graph import MolGraph, mol_to_graph
+from hsafeat.chem.parse import parse_smiles
+from hsafeat.data.batch import collate
+from hsafeat.weights import LoadedWeights, load_weights
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device '{device}' (use auto, cpu or cuda)")
+    return torch.device(device)
+
+
+@dataclass
+class Featurized:
+    graphs: list[MolGraph | None]
+    canonical: list[str | None]
+    errors: list[str | None]
+
+
+@dataclass
+class Embedded:
+    canonical: list[str | None]
+    errors: list[str | None]
+    valid: np.ndarray                    # n bool
+    embeddings: dict[str, np.ndarray]    # name -> n x D float32 (NaN on invalid rows)
+    gate_probs: np.ndarray               # n x n_levels x 2 (attention, mamba); NaN on invalid rows
+    expert_weights: np.ndarray           # n x n_sources x n_experts: mean sparse SAF weight per source
+
+
+def featurize(smiles: list[str], vocab: dict[str, int], max_atoms: int) -> Featurized:
+    graphs: list[MolGraph | None] = []
+    canonical: list[str | None] = []
+    errors: list[str | None] = []
+    for s in smiles:
+        parsed = parse_smiles(s, max_atoms)
+        if parsed.mol is None:
+            graphs.append(None), canonical.append(None), errors.append(parsed.error)
+            continue
+        try:
+            graphs.append(mol_to_graph(parsed.mol, vocab))
+            canonical.append(Chem.MolToSmiles(parsed.mol))
+            errors.append(None)
+        except Exception as exc:  # noqa: BLE001 - one odd molecule must not stop a run
+            graphs.append(None), canonical.append(None), errors.append(f"featurization failed: {exc}")
+    return Featurized(graphs, canonical, errors)
+
+
+class Embedder:
+    def __init__(self, weights: str | LoadedWeights | None = None, device: str = "cpu", batch_size: int = 256) -> None:
+        self.device = resolve_device(device)
+        self.weights = weights if isinstance(weights, LoadedWeights) else load_weights(weights, self.device)
+        self.weights.model.to(self.device)
+        self.vocab = self.weights.vocab_index
+        self.batch_size = batch_size
+        config = self.weights.config
+        self.dims = {"fused": 2 * config.d_out, **{f"level_{i}": config.d_out for i in range(config.n_levels)},
+                     "motif": config.d_out}
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.weights.model
+
+    def embed(self, smiles: list[str]) -> Embedded:
+        feats = featurize(smiles, self.vocab, self.weights.max_atoms)
+        return self.embed_featurized(feats)
+
+    @torch.inference_mode()
+    def embed_featurized(self, feats: Featurized) -> Embedded:
+        n = len(feats.graphs)
+        c = self.weights.config
+        valid = np.asarray([g is not None for g in feats.graphs], dtype=bool)
+        out = {name: np.full((n, d), np.nan, dtype=np.float32) for name, d in self.dims.items()}
+        gates = np.full((n, c.n_levels, 2), np.nan, dtype=np.float32)
+        experts = np.full((n, c.n_sources, c.n_experts), np.nan, dtype=np.float32)
+        todo = np.flatnonzero(valid)
+        todo = todo[np.argsort([feats.graphs[i].n_atoms for i in todo], kind="stable")]  # type: ignore[union-attr]
+        for start in range(0, len(todo), self.batch_size):
+            idx = todo[start:start + self.batch_size]
+            batch = collate([feats.graphs[i] for i in idx]).to(self.device)  # type: ignore[misc]
+            result = self.model(batch)
+            for name, value in result.embeddings().items():
+                out[name][idx] = value.float().cpu().numpy()
+            gates[idx] = torch.softmax(result.gate_logits, -1).cpu().numpy()
+            sparse = torch.zeros_like(result.router_logits).scatter(-1, result.expert_index, result.expert_weight)
+            experts[idx] = sparse.view(len(idx), c.n_sources, c.n_queries, -1).mean(2).cpu().numpy()
+        return Embedded(feats.canonical, feats.errors, valid, out, gates, experts)

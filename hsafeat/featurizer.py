@@ -1,0 +1,105 @@
+"""HSAFeaturizer: the library entry point, a scikit-learn transformer over SMILES strings.
+
+    >>> from hsafeat import HSAFeaturizer
+    >>> X = HSAFeaturizer(columns=("fused",)).fit_transform(["CCO", "c1ccccc1"])   # (2, 256) float32
+
+Invalid SMILES never shift rows: on_invalid="raise" (default) stops with the offending indices,
+on_invalid="nan" returns NaN rows in place (drop them with the mask from transform_with_mask)."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+ON_INVALID = ("raise", "nan")
+
+
+class InvalidSmilesError(ValueError):
+    pass
+
+
+class HSAFeaturizer(TransformerMixin, BaseEstimator):
+    def __init__(
+        self, columns: Sequence[str] = ("fused",), weights: str | None = None, device: str = "cpu",
+        batch_size: int = 256, on_invalid: str = "raise",
+    ) -> None:
+        self.columns = columns
+        self.weights = weights
+        self.device = device
+        self.batch_size = batch_size
+        self.on_invalid = on_invalid
+
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless: the encoder is frozen
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        return tags
+
+    # the loaded encoder is a cache, not a parameter: clone() and pickling start fresh
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_embedder", None)
+        state.pop("_embedder_key", None)
+        return state
+
+    def _get_embedder(self):  # noqa: ANN202
+        from hsafeat.engine import Embedder
+
+        key = (self.weights, self.device, self.batch_size)
+        if getattr(self, "_embedder_key", None) != key:
+            self._embedder = Embedder(self.weights, device=self.device, batch_size=self.batch_size)
+            self._embedder_key = key
+            unknown = [c for c in self.columns if c not in self._embedder.dims]
+            if unknown:
+                raise ValueError(f"unknown columns {unknown}; available: {list(self._embedder.dims)}")
+        return self._embedder
+
+    def fit(self, X: Iterable[str], y: Any = None) -> HSAFeaturizer:
+        if self.on_invalid not in ON_INVALID:
+            raise ValueError(f"on_invalid must be one of {ON_INVALID}, not {self.on_invalid!r}")
+        embedder = self._get_embedder()
+        self.weights_sha256_ = embedder.weights.sha256
+        self.n_features_out_ = sum(embedder.dims[c] for c in self.columns)
+        return self
+
+    def transform_with_mask(self, X: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(n x D float32 with NaN rows for invalid SMILES, n bool valid mask), never raising."""
+        smiles = _as_smiles(X)
+        result = self._get_embedder().embed(smiles)
+        out = np.concatenate([result.embeddings[c] for c in self.columns], axis=1)
+        return out.astype(np.float32, copy=False), result.valid
+
+    def transform(self, X: Iterable[str]) -> np.ndarray:
+        if self.on_invalid not in ON_INVALID:
+            raise ValueError(f"on_invalid must be one of {ON_INVALID}, not {self.on_invalid!r}")
+        smiles = _as_smiles(X)
+        out, valid = self.transform_with_mask(smiles)
+        if self.on_invalid == "raise" and not valid.all():
+            bad = np.flatnonzero(~valid)
+            shown = ", ".join(f"{i} ({smiles[i]!r})" for i in bad[:5])
+            raise InvalidSmilesError(
+                f"{len(bad)} invalid SMILES at rows {shown}{' ...' if len(bad) > 5 else ''}; "
+                "use on_invalid='nan' to keep NaN rows in place"
+            )
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        dims = self._get_embedder().dims
+        return np.asarray([f"{c}_{i:03d}" for c in self.columns for i in range(dims[c])], dtype=object)
+
+
+def _as_smiles(X: Iterable[str]) -> list[str]:
+    """Accept a list/array/Series of SMILES or a single-column 2-D array/DataFrame."""
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy()  # type: ignore[union-attr]
+    arr = np.asarray(X, dtype=object)
+    if arr.ndim == 2:
+        if arr.shape[1] != 1:
+            raise ValueError(f"expected one column of SMILES, got {arr.shape[1]} columns")
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError("expected a 1-D sequence of SMILES strings")
+    return ["" if s is None else str(s) for s in arr]

@@ -1,0 +1,49 @@
+"""inspect-gates reporting: the per-level Graph-Mamba share (the paper's Fig. 5) and SAF expert
+usage, as a terminal table and an optional bar plot."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def render_table(stats: dict, weights_name: str, console: Console | None = None) -> None:
+    console = console or Console()
+    n_levels = len(stats["mamba_share"])
+    n_experts = len(stats["expert_usage"][0]) if stats["expert_usage"] else 0
+    table = Table(title=f"HAP routing and SAF expert usage ({weights_name}, {stats['n_valid']} valid molecules)")
+    table.add_column("source")
+    table.add_column("→ Graph-Mamba", justify="right")
+    table.add_column("→ cross-attention", justify="right")
+    for e in range(n_experts):
+        table.add_column(f"expert {e}", justify="right")
+    for i, source in enumerate(stats["sources"]):
+        usage = [f"{w:.3f}" for w in stats["expert_usage"][i]]
+        if i < n_levels:
+            share = stats["mamba_share"][i]
+            table.add_row(source, f"{share:.1%}", f"{1 - share:.1%}", *usage)
+        else:
+            table.add_row(source, "—", "(always)", *usage)
+    console.print(table)
+
+
+def save_plot(stats: dict, path: Path, weights_name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shares = stats["mamba_share"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    levels = [f"H({i})" for i in range(len(shares))]
+    ax.bar(levels, [100 * s for s in shares], color="#4c72b0", label="Graph-Mamba")
+    ax.bar(levels, [100 * (1 - s) for s in shares], bottom=[100 * s for s in shares], color="#dd8452",
+           label="cross-attention")
+    ax.set_ylabel("% of molecules")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"HAP projector choice per level ({weights_name}, n={stats['n_valid']})")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,161 @@
+"""Streaming jobs behind the CLI: input file -> chunks -> Embedder -> Parquet, in constant memory.
+The output appears at its destination only when complete."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import hsafeat
+from hsafeat.engine import Embedded, Embedder
+from hsafeat.io import InputRow, InputSource, ParquetSink
+
+SCHEMA_VERSION = "hsafeat-embeddings-1"
+GATES_SCHEMA_VERSION = "hsafeat-gates-1"
+Progress = Callable[[int, int], None]  # (rows done, valid rows done)
+
+
+@dataclass
+class RunSummary:
+    n_rows: int
+    n_valid: int
+    seconds: float
+    output: Path
+
+    @property
+    def n_invalid(self) -> int:
+        return self.n_rows - self.n_valid
+
+    @property
+    def rate(self) -> float:
+        return self.n_rows / self.seconds if self.seconds > 0 else float("nan")
+
+    def line(self) -> str:
+        return (f"{self.n_rows} molecules, {self.n_valid} valid, {self.n_invalid} invalid, "
+                f"{self.rate:.0f} mol/s -> {self.output}")
+
+
+def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int], layout: str) -> dict:
+    import rdkit
+    import torch
+
+    w = embedder.weights
+    return {
+        "hsafeat": hsafeat.__version__, "schema": SCHEMA_VERSION, "rdkit": rdkit.__version__,
+        "torch": torch.__version__, "weights": {"name": w.name, "sha256": w.sha256},
+        "columns": dims, "layout": layout, "dtype": "float32", "device": str(embedder.device),
+        "pooling": {"fused": "concat(mean, max) over the 28 SAF tokens",
+                    "level_i": "mean of level i's 4 tokens after SAF", "motif": "mean of the 4 motif tokens after SAF"},
+        "max_atoms": w.max_atoms, "input": source.name,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _chunk_rows(chunk: list[InputRow], result: Embedded) -> dict:
+    return {
+        "row_idx": [r.row_idx for r in chunk], "id": [r.id for r in chunk], "smiles": [r.smiles for r in chunk],
+        "canonical_smiles": result.canonical, "valid": result.valid, "error": result.errors,
+    }
+
+
+def embed_file(
+    source: InputSource, output: Path, embedder: Embedder, levels: list[str] | None = None, layout: str = "list",
+    chunk_size: int = 4096, progress: Progress | None = None,
+) -> RunSummary:
+    dims = {k: v for k, v in embedder.dims.items() if levels is None or k in levels}
+    start = time.perf_counter()
+    n_rows = n_valid = 0
+    with ParquetSink(output, dims, base_metadata(embedder, source, dims, layout), layout=layout) as sink:
+        for chunk in source.iter_chunks(chunk_size):
+            result = embedder.embed([r.smiles for r in chunk])
+            rows = _chunk_rows(chunk, result)
+            rows.update({name: result.embeddings[name] for name in dims})
+            sink.write(rows)
+            n_rows += len(chunk)
+            n_valid += int(result.valid.sum())
+            if progress:
+                progress(n_rows, n_valid)
+        sink.close({"input_sha256": source.sha256(), "rows": {"total": n_rows, "valid": n_valid, "invalid": n_rows - n_valid}})
+    return RunSummary(n_rows, n_valid, time.perf_counter() - start, output)
+
+
+def gate_source_names(n_levels: int) -> list[str]:
+    return [f"level_{i}" for i in range(n_levels)] + ["motif"]
+
+
+def inspect_gates(
+    source: InputSource, output: Path | None, embedder: Embedder, chunk_size: int = 4096,
+    progress: Progress | None = None,
+) -> tuple[RunSummary, dict]:
+    """Long format, one row per (input row, source): gate probabilities and chosen projector for
+    levels (null for motif), mean SAF expert weights for every source. Returns the summary and the
+    aggregate statistics (per-level Graph-Mamba share, expert usage per source)."""
+    c = embedder.weights.config
+    sources = gate_source_names(c.n_levels)
+    start = time.perf_counter()
+    n_rows = n_valid = 0
+    mamba_count = np.zeros(c.n_levels)
+    expert_sum = np.zeros((c.n_sources, c.n_experts))
+    writer: pq.ParquetWriter | None = None
+    tmp = output.with_name(f".{output.name}.tmp") if output else None
+    schema = pa.schema([
+        ("row_idx", pa.int64()), ("id", pa.string()), ("valid", pa.bool_()), ("error", pa.string()),
+        ("source", pa.string()), ("p_attention", pa.float32()), ("p_mamba", pa.float32()), ("projector", pa.string()),
+        ("expert_weights", pa.list_(pa.float32(), c.n_experts)),
+    ])
+    try:
+        for chunk in source.iter_chunks(chunk_size):
+            r = embedder.embed([row.smiles for row in chunk])
+            n_rows += len(chunk)
+            n_valid += int(r.valid.sum())
+            ok = r.valid
+            mamba_count += (r.gate_probs[ok, :, 1] > r.gate_probs[ok, :, 0]).sum(0)
+            expert_sum += r.expert_weights[ok].sum(0)
+            if tmp is not None:
+                n, s = len(chunk), len(sources)
+                p = np.concatenate([r.gate_probs, np.full((n, 1, 2), np.nan, np.float32)], axis=1)  # motif: no gate
+                chosen = np.where(p[..., 1] > p[..., 0], "mamba", "attention").astype(object)
+                chosen[np.isnan(p[..., 0])] = None
+                flat_w = r.expert_weights.reshape(-1)
+                table = pa.table({
+                    "row_idx": np.repeat([row.row_idx for row in chunk], s),
+                    "id": np.repeat(np.asarray([row.id for row in chunk], dtype=object), s),
+                    "valid": np.repeat(ok, s), "error": np.repeat(np.asarray(r.errors, dtype=object), s),
+                    "source": np.tile(sources, n),
+                    "p_attention": pa.array(p[..., 0].reshape(-1), from_pandas=True),
+                    "p_mamba": pa.array(p[..., 1].reshape(-1), from_pandas=True),
+                    "projector": chosen.reshape(-1),
+                    "expert_weights": pa.FixedSizeListArray.from_arrays(
+                        pa.array(np.nan_to_num(flat_w)), c.n_experts, mask=pa.array(np.repeat(~ok, s))),
+                }, schema=schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, schema.with_metadata({"hsafeat": json.dumps({
+                        "schema": GATES_SCHEMA_VERSION, "hsafeat": hsafeat.__version__,
+                        "weights": {"name": embedder.weights.name, "sha256": embedder.weights.sha256}})}))
+                writer.write_table(table)
+            if progress:
+                progress(n_rows, n_valid)
+        if writer is not None:
+            writer.close()
+            writer = None
+            assert tmp is not None and output is not None
+            tmp.replace(output)
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+    stats = {
+        "n_valid": n_valid,
+        "mamba_share": (mamba_count / max(n_valid, 1)).tolist(),
+        "expert_usage": (expert_sum / max(n_valid, 1)).tolist(),
+        "sources": sources,
+    }
+    return RunSummary(n_rows, n_valid, time.perf_counter() - start, output or Path("-")), stats

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+from rdkit import Chem
+
+from hsafeat.chem import mol_to_graph, parse_smiles
+from hsafeat.chem.features import ATOM_FEATURES, ATOM_OTHER, BOND_FEATURES, BOND_OTHER
+from hsafeat.chem.fragments import scaffold_atoms
+
+
+@pytest.mark.parametrize("smiles,fragment", [
+    ("", "empty"), ("   ", "empty"), ("C1CC", "unclosed ring"), ("CN(C)(C)(C)C", "valence"), ("Xyz", "syntax error"),
+])
+def test_invalid_smiles_give_reasons(smiles, fragment, capfd):
+    parsed = parse_smiles(smiles)
+    assert parsed.mol is None and not parsed.valid
+    assert fragment in parsed.error
+    assert capfd.readouterr().err == ""  # RDKit's console noise is silenced, its message kept
+
+
+def test_atom_cap():
+    parsed = parse_smiles("C" * 60, max_atoms=50)
+    assert parsed.mol is None and "limit is 50" in parsed.error
+
+
+@pytest.mark.parametrize("smiles", [
+    "C", "[Na+].[Cl-]", "[2H]C", "[CH3]", "*C", "c1ccccc1->[Fe]", "[Fe+2]", "C[C@H](N)C(=O)O", "F/C=C/F",
+    "[U]", "O=P(O)(O)O", "OB(O)c1ccccc1",
+])
+def test_unusual_molecules_featurize(smiles):
+    mol = parse_smiles(smiles).mol
+    g = mol_to_graph(mol)
+    for column, n_categories in enumerate(ATOM_FEATURES.values()):
+        assert (g.x[:, column] >= 0).all() and (g.x[:, column] < n_categories).all()
+    for column, n_categories in enumerate(BOND_FEATURES.values()):
+        assert (g.edge_attr[:, column] < n_categories).all()
+    assert sorted(g.order.tolist()) == list(range(mol.GetNumAtoms()))
+    assert np.isfinite(g.prox_weight).all()
+
+
+def test_other_slots():
+    g = mol_to_graph(parse_smiles("c1ccccc1->[Fe]").mol)
+    assert BOND_OTHER in g.edge_attr[:, 0]
+    assert ATOM_OTHER == 119 and g.x[:, 0].max() == 26
+
+
+def test_proximity_rows_are_normalised():
+    g = mol_to_graph(parse_smiles("CCOc1ccccc1").mol)
+    sums = np.zeros(g.n_atoms)
+    np.add.at(sums, g.prox_index[0], g.prox_weight)
+    assert np.allclose(sums, 1.0, atol=1e-6)
+    assert (g.prox_weight > 0).all()
+
+
+def test_single_atom_has_empty_proximity():
+    g = mol_to_graph(parse_smiles("[Na+]").mol)
+    assert g.prox_index.shape == (2, 0) and g.edge_index.shape == (2, 0)
+
+
+def test_serialisation_order_keeps_fragments_contiguous_and_degree_sorted():
+    g = mol_to_graph(parse_smiles("CC(=O)Nc1ccc(O)cc1").mol)
+    frags = g.frag_index[g.order]
+    assert (np.diff(frags) >= 0).all()
+    degree = np.bincount(g.edge_index[0], minlength=g.n_atoms)[g.order]
+    for f in np.unique(frags):
+        assert (np.diff(degree[frags == f]) >= 0).all()
+
+
+def _renumbered(smiles: str, seed: int) -> Chem.Mol:
+    mol = Chem.MolFromSmiles(smiles)
+    perm = np.random.default_rng(seed).permutation(mol.GetNumAtoms()).tolist()
+    return Chem.RenumberAtoms(mol, perm)
+
+
+@pytest.mark.parametrize("smiles", ["CC(=O)Nc1ccc(O)cc1", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "[Na+].[Cl-]"])
+def test_serialised_sequence_is_invariant_to_atom_numbering(smiles):
+    def sequence(mol):
+        g = mol_to_graph(mol, {"CC(N)=O": 1})
+        x = g.x[g.order]
+        return x, g.frag_index[g.order], sorted(g.frag_ids.tolist())
+
+    ref = sequence(Chem.MolFromSmiles(smiles))
+    for seed in range(3):
+        other = sequence(_renumbered(smiles, seed))
+        assert np.array_equal(ref[0], other[0]) and np.array_equal(ref[1], other[1]) and ref[2] == other[2]
+
+
+def test_scaffold_atoms():
+    mol = Chem.MolFromSmiles("CCc1ccccc1CCc1ccncc1")  # ethyl side chain pruned, linker kept
+    mask = scaffold_atoms(mol)
+    assert mask.sum() == 14 and not mask[0] and not mask[1]
+    assert not scaffold_atoms(Chem.MolFromSmiles("CCCO")).any()

@@ -1,0 +1,146 @@
+"""Invariants of ARCHITECTURE.md on a tiny random encoder."""
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+
+from hsafeat.chem import mol_to_graph, parse_smiles
+from hsafeat.data import collate
+from hsafeat.nn.gate import ATTENTION, MAMBA
+from hsafeat.nn.losses import load_balancing_loss, nt_xent, scaffold_routing_contrastive
+from tests.conftest import TEST_VOCAB, tiny_model
+
+VOCAB = {s: i for i, s in enumerate(TEST_VOCAB)}
+MOLECULES = ["CC(=O)Nc1ccc(O)cc1", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "[Na+].[Cl-]", "C", "C[C@H](N)C(=O)O",
+             "F/C=C/F", "[NH4+].[O-]C(=O)c1ccccc1", "O=[N+]([O-])c1ccc(Cl)cc1"]
+
+
+def graphs(smiles):
+    return [mol_to_graph(parse_smiles(s).mol, VOCAB) for s in smiles]
+
+
+def embed(model, gs, **kw):
+    with torch.inference_mode():
+        out = model(collate(gs), **kw)
+    return {k: v.numpy() for k, v in out.embeddings().items()}, out
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def test_shapes(model):
+    emb, out = embed(model, graphs(MOLECULES))
+    n = len(MOLECULES)
+    assert emb["fused"].shape == (n, 32) and emb["level_0"].shape == (n, 16) and emb["motif"].shape == (n, 16)
+    assert out.tokens.shape == (n, 28, 16) and out.gate_logits.shape == (n, 6, 2)
+    assert set(emb) == {"fused", "motif", *[f"level_{i}" for i in range(6)]}
+
+
+def test_both_projectors_are_used(model):
+    _, out = embed(model, graphs(MOLECULES))
+    chosen = out.gate_weights.argmax(-1)
+    assert (chosen == ATTENTION).any() and (chosen == MAMBA).any()
+
+
+@pytest.mark.parametrize("force", [None, ATTENTION, MAMBA])
+def test_atom_renumbering_changes_nothing(model, force):
+    for smiles in MOLECULES:
+        mol = Chem.MolFromSmiles(smiles)
+        ref, _ = embed(model, [mol_to_graph(mol, VOCAB)], force_projector=force)
+        for seed in range(3):
+            perm = np.random.default_rng(seed).permutation(mol.GetNumAtoms()).tolist()
+            other, _ = embed(model, [mol_to_graph(Chem.RenumberAtoms(mol, perm), VOCAB)], force_projector=force)
+            for k in ref:
+                np.testing.assert_allclose(ref[k], other[k], atol=1e-5)
+
+
+def test_other_spellings_change_nothing(model):
+    spellings = ["OC(=O)c1ccccc1", "c1ccccc1C(=O)O", "C1=CC=CC=C1C(O)=O", "O=C(O)C1=CC=CC=C1"]
+    ref, _ = embed(model, graphs(spellings[:1]))
+    for s in spellings[1:]:
+        other, _ = embed(model, graphs([s]))
+        np.testing.assert_allclose(ref["fused"], other["fused"], atol=1e-5)
+
+
+@pytest.mark.parametrize("force", [None, ATTENTION, MAMBA])
+def test_batch_neighbours_and_size_change_nothing(model, force):
+    gs = graphs(MOLECULES)
+    together, _ = embed(model, gs, force_projector=force)
+    shuffled_order = [3, 7, 0, 5, 1, 6, 2, 4]
+    shuffled, _ = embed(model, [gs[i] for i in shuffled_order], force_projector=force)
+    for i, g in enumerate(gs):
+        alone, _ = embed(model, [g], force_projector=force)
+        for k in alone:
+            np.testing.assert_allclose(alone[k][0], together[k][i], atol=1e-5)
+            np.testing.assert_allclose(alone[k][0], shuffled[k][shuffled_order.index(i)], atol=1e-5)
+
+
+def test_edge_cases_are_finite(model):
+    big = "CC(C)" * 40  # 120 atoms
+    smiles = ["[Na+]", "[H][H]", "[Na+].[Cl-].[K+].[Br-]", "C[C@@H]1CC[C@H](O)CC1", big, "*C", "[13CH4]", "[CH3]"]
+    gs = graphs(smiles)
+    assert gs[4].n_atoms > 100
+    emb, out = embed(model, gs)
+    for v in emb.values():
+        assert np.isfinite(v).all()
+    assert torch.isfinite(out.tokens).all()
+
+
+def test_gate_receives_gradients_in_training():
+    model = tiny_model().train()
+    out = model(collate(graphs(MOLECULES)))
+    out.fused.pow(2).sum().backward()
+    assert model.hap.gate.score.weight.grad is not None
+    assert model.hap.gate.score.weight.grad.abs().sum() > 0
+    # both projectors learn in training (straight-through runs both)
+    assert model.hap.attention.queries.grad.abs().sum() > 0
+    assert model.hap.mamba.mamba.in_proj.weight.grad.abs().sum() > 0
+    assert model.fusion.router.weight.grad.abs().sum() > 0
+
+
+def test_only_chosen_projector_runs_at_inference(model):
+    calls = {"attention": 0, "mamba": 0}
+
+    def hook(name):
+        def count(_module, args, _out):
+            calls[name] += args[0].shape[0]
+        return count
+
+    handles = [model.hap.attention.register_forward_hook(hook("attention")),
+               model.hap.mamba.register_forward_hook(hook("mamba"))]
+    try:
+        _, out = embed(model, graphs(MOLECULES))
+    finally:
+        for h in handles:
+            h.remove()
+    chosen = out.gate_weights.argmax(-1)
+    assert calls["attention"] == int((chosen == ATTENTION).sum())
+    assert calls["mamba"] == int((chosen == MAMBA).sum())
+    assert calls["attention"] + calls["mamba"] == len(MOLECULES) * 6
+
+
+def test_deterministic_run_to_run(model):
+    a, _ = embed(model, graphs(MOLECULES))
+    b, _ = embed(model, graphs(MOLECULES))
+    for k in a:
+        assert np.array_equal(a[k], b[k])
+
+
+def test_router_top2_weights_sum_to_one(model):
+    _, out = embed(model, graphs(MOLECULES))
+    assert out.expert_index.shape[-1] == 2
+    torch.testing.assert_close(out.expert_weight.sum(-1), torch.ones(out.expert_weight.shape[:-1]))
+
+
+def test_aux_losses():
+    logits = torch.zeros(4, 28, 4)
+    index = torch.arange(4).repeat(4, 28, 1)[..., :2]
+    assert load_balancing_loss(logits, index, 4).item() == pytest.approx(1.0)
+    a = torch.randn(8, 16)
+    assert nt_xent(a, a).item() < nt_xent(a, torch.randn(8, 16)).item()
+    scaffold = torch.tensor([0, 0, 1, 1, 2, 3, 4, 5])
+    loss = scaffold_routing_contrastive(torch.randn(8, 28, 4), scaffold)
+    assert torch.isfinite(loss) and loss > 0
+    assert scaffold_routing_contrastive(torch.randn(3, 28, 4), torch.tensor([0, 1, 2])).item() == 0.0

@@ -1,0 +1,58 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from hsafeat import HSAFeaturizer
+from hsafeat.featurizer import InvalidSmilesError
+
+SMILES = ["CCO", "c1ccccc1O", "CC(=O)O", "CCN", "c1ccncc1", "CCCCO", "OCC(O)CO", "CC(C)O"]
+
+
+@pytest.fixture
+def featurizer(tiny_weights):
+    return HSAFeaturizer(columns=("fused", "level_5"), weights=str(tiny_weights))
+
+
+def test_transform_shapes_and_names(featurizer):
+    X = featurizer.fit_transform(SMILES)
+    assert X.shape == (8, 48) and X.dtype == np.float32 and np.isfinite(X).all()
+    names = featurizer.get_feature_names_out()
+    assert len(names) == 48 and names[0] == "fused_000" and names[-1] == "level_5_015"
+
+
+def test_invalid_policy(featurizer):
+    with pytest.raises(InvalidSmilesError, match="rows 1"):
+        featurizer.fit_transform(["CCO", "C1CC", "CCN"])
+    featurizer.set_params(on_invalid="nan")
+    X = featurizer.fit_transform(["CCO", "C1CC", "CCN"])
+    assert np.isnan(X[1]).all() and np.isfinite(X[[0, 2]]).all()
+    X2, mask = featurizer.transform_with_mask(["CCO", "", "CCN"])
+    assert mask.tolist() == [True, False, True]
+    np.testing.assert_array_equal(X[[0, 2]], X2[[0, 2]])
+
+
+def test_sklearn_conventions(featurizer):
+    params = featurizer.get_params()
+    assert params["columns"] == ("fused", "level_5")
+    twin = clone(featurizer)
+    assert twin.get_params() == params and not hasattr(twin, "weights_sha256_")
+    restored = pickle.loads(pickle.dumps(featurizer.fit(SMILES)))
+    np.testing.assert_array_equal(restored.transform(SMILES), featurizer.transform(SMILES))
+
+
+def test_in_a_pipeline(featurizer):
+    y = np.array([0, 1, 0, 0, 1, 0, 0, 0])
+    pipe = make_pipeline(featurizer, StandardScaler(), LogisticRegression(max_iter=200))
+    pipe.fit(SMILES, y)
+    assert pipe.predict_proba(SMILES).shape == (8, 2)
+    clone(pipe).fit(SMILES, y)
+
+
+def test_accepts_column_arrays(featurizer):
+    X = featurizer.fit_transform(np.array(SMILES, dtype=object).reshape(-1, 1))
+    assert X.shape[0] == 8
