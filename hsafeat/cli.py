@@ -104,7 +104,14 @@ def pretrain(
     train = TrainConfig(steps_a=steps_a, steps_b=steps_b, batch_size=batch_size, lr=lr, seed=seed)
     log_path = workdir / "train.log"
     workdir.mkdir(parents=True, exist_ok=True)
-    command = "hsafeat " + shlex.join(sys.argv[1:])
+    # The exact command, rebuilt from the parsed values so it is complete and rerunnable.
+    command = shlex.join([
+        "hsafeat", "pretrain", "--out", str(out), "--corpus", str(corpus), "--workdir", str(workdir),
+        *(["--n-molecules", str(n_molecules)] if n_molecules else []), "--steps-a", str(steps_a),
+        "--steps-b", str(steps_b), "--batch-size", str(batch_size), "--lr", str(lr), "--d-model", str(d_model),
+        "--d-out", str(d_out), "--scaffold-router" if scaffold_router else "--no-scaffold-router",
+        "--vocab-size", str(vocab_size), "--seed", str(seed),
+    ])
 
     with Progress(TextColumn("stage {task.fields[stage]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),

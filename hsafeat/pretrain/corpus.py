@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -41,11 +42,12 @@ class Example:
 
 
 def read_smiles(path: Path, n: int | None, seed: int) -> list[str]:
-    """The first column of a (gzipped) CSV with a header; a seeded random subset of n."""
+    """The first field (comma or whitespace separated) of each line of a (gzipped) CSV or .smi,
+    skipping a header named like "smiles"; a seeded random subset of n."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt") as f:
-        next(f)
-        smiles = [line.split(",")[0].strip() for line in f if line.strip()]
+        fields_ = [re.split(r"[,\s]", line.strip(), maxsplit=1)[0] for line in f if line.strip()]
+    smiles = fields_[1:] if fields_ and "smiles" in fields_[0].lower() else fields_
     if n is not None and n < len(smiles):
         idx = np.random.default_rng(seed).permutation(len(smiles))[:n]
         smiles = [smiles[i] for i in np.sort(idx)]
