@@ -47,6 +47,16 @@ def bar_updater(bar):  # noqa: ANN001, ANN201
     return update
 
 
+def resolve_workers(workers: int | None, estimated_rows: int | None) -> int:
+    """Explicit --workers wins; by default small inputs skip the process pool (its start-up costs
+    more than it saves) and large ones use cores - 1 workers."""
+    from hsafeat.workers import default_workers
+
+    if workers is not None:
+        return workers
+    return 0 if estimated_rows is not None and estimated_rows <= 4096 else default_workers()
+
+
 def open_source(input_path: str, smiles_column: str | None, id_column: str | None):  # noqa: ANN201
     from hsafeat.io import InputError, open_input
 
@@ -72,6 +82,7 @@ IdColumn = Annotated[Optional[str], typer.Option("--id-column", help="Column hol
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Bundled weights name or a weights directory (default: the shipped model, or $HSAFEAT_WEIGHTS).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Molecules per encoder pass.")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Featurization processes (default: cores - 1; 0 = in the main process).")]
 
 
 @app.command()
@@ -146,6 +157,7 @@ def embed(
     batch_size: BatchOpt = 256,
     device: DeviceOpt = "cpu",
     weights: WeightsOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Embed molecules: one output row per input line, in input order; invalid SMILES are kept with valid=false and an error."""
     from hsafeat.io import InputError, OutputError, check_writable, estimate_rows
@@ -171,10 +183,12 @@ def embed(
         unknown = [c for c in chosen if c not in embedder.dims]
         if unknown:
             fail(f"unknown --levels {', '.join(unknown)}; available: {', '.join(embedder.dims)}", EXIT_USAGE)
+    estimated = estimate_rows(source)
     with progress_bar() as bar:
-        bar.add_task("embed", total=estimate_rows(source), rate="-")
+        bar.add_task("embed", total=estimated, rate="-")
         try:
-            summary = embed_file(source, output, embedder, chosen, layout, progress=bar_updater(bar))
+            summary = embed_file(source, output, embedder, chosen, layout, progress=bar_updater(bar),
+                                 workers=resolve_workers(workers, estimated))
         except (InputError, OutputError) as exc:
             fail(str(exc))
     typer.echo(summary.line(), err=True)
@@ -190,6 +204,7 @@ def inspect_gates_cmd(
     batch_size: BatchOpt = 256,
     device: DeviceOpt = "cpu",
     weights: WeightsOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Show how the encoder routed each molecule: HAP gate per level, SAF expert weights per source."""
     from hsafeat.gates import render_table, save_plot
@@ -204,10 +219,12 @@ def inspect_gates_cmd(
                 fail(str(exc), EXIT_USAGE)
     source = open_source(input_path, smiles_column, id_column)
     embedder = make_embedder(weights, device, batch_size)
+    estimated = estimate_rows(source)
     with progress_bar() as bar:
-        bar.add_task("embed", total=estimate_rows(source), rate="-")
+        bar.add_task("embed", total=estimated, rate="-")
         try:
-            summary, stats = inspect_gates(source, output, embedder, progress=bar_updater(bar))
+            summary, stats = inspect_gates(source, output, embedder, progress=bar_updater(bar),
+                                           workers=resolve_workers(workers, estimated))
         except (InputError, OutputError) as exc:
             fail(str(exc))
     render_table(stats, embedder.weights.name)

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import hsafeat
 from hsafeat.engine import Embedded, Embedder
 from hsafeat.io import InputRow, InputSource, ParquetSink
+from hsafeat.workers import featurized_chunks
 
 SCHEMA_VERSION = "hsafeat-embeddings-1"
 GATES_SCHEMA_VERSION = "hsafeat-gates-1"
@@ -65,16 +66,21 @@ def _chunk_rows(chunk: list[InputRow], result: Embedded) -> dict:
     }
 
 
+def _featurized(source: InputSource, embedder: Embedder, chunk_size: int, workers: int):  # noqa: ANN202
+    w = embedder.weights
+    return featurized_chunks(source.iter_chunks(chunk_size), embedder.vocab, w.max_atoms, workers)
+
+
 def embed_file(
     source: InputSource, output: Path, embedder: Embedder, levels: list[str] | None = None, layout: str = "list",
-    chunk_size: int = 4096, progress: Progress | None = None,
+    chunk_size: int = 1024, progress: Progress | None = None, workers: int = 0,
 ) -> RunSummary:
     dims = {k: v for k, v in embedder.dims.items() if levels is None or k in levels}
     start = time.perf_counter()
     n_rows = n_valid = 0
     with ParquetSink(output, dims, base_metadata(embedder, source, dims, layout), layout=layout) as sink:
-        for chunk in source.iter_chunks(chunk_size):
-            result = embedder.embed([r.smiles for r in chunk])
+        for chunk, feats in _featurized(source, embedder, chunk_size, workers):
+            result = embedder.embed_featurized(feats)
             rows = _chunk_rows(chunk, result)
             rows.update({name: result.embeddings[name] for name in dims})
             sink.write(rows)
@@ -91,8 +97,8 @@ def gate_source_names(n_levels: int) -> list[str]:
 
 
 def inspect_gates(
-    source: InputSource, output: Path | None, embedder: Embedder, chunk_size: int = 4096,
-    progress: Progress | None = None,
+    source: InputSource, output: Path | None, embedder: Embedder, chunk_size: int = 1024,
+    progress: Progress | None = None, workers: int = 0,
 ) -> tuple[RunSummary, dict]:
     """Long format, one row per (input row, source): gate probabilities and chosen projector for
     levels (null for motif), mean SAF expert weights for every source. Returns the summary and the
@@ -111,8 +117,8 @@ def inspect_gates(
         ("expert_weights", pa.list_(pa.float32(), c.n_experts)),
     ])
     try:
-        for chunk in source.iter_chunks(chunk_size):
-            r = embedder.embed([row.smiles for row in chunk])
+        for chunk, feats in _featurized(source, embedder, chunk_size, workers):
+            r = embedder.embed_featurized(feats)
             n_rows += len(chunk)
             n_valid += int(r.valid.sum())
             ok = r.valid
