@@ -100,14 +100,18 @@ def pretrain(
     scaffold_router: Annotated[bool, typer.Option(help="H-MoE scaffold-aware routing.")] = True,
     vocab_size: Annotated[int, typer.Option(help="Fragment vocabulary size (with UNK).")] = 2048,
     seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads (1 avoids thrashing when the machine is shared).")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --workdir.")] = False,
 ) -> None:
     """Pretrain HSA-Net (stage A: GNN; stage B: HAP + motif + SAF) and write a new weights directory."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    import torch
+
     from hsafeat.pretrain.loop import TrainConfig
     from hsafeat.pretrain.run import pretrain as run_pretrain
 
+    torch.set_num_threads(threads)
     if not corpus.is_file():
         fail(f"corpus not found: {corpus}", 2)
     if (out / "model.safetensors").exists():
@@ -121,7 +125,7 @@ def pretrain(
         *(["--n-molecules", str(n_molecules)] if n_molecules else []), "--steps-a", str(steps_a),
         "--steps-b", str(steps_b), "--batch-size", str(batch_size), "--lr", str(lr), "--d-model", str(d_model),
         "--d-out", str(d_out), "--scaffold-router" if scaffold_router else "--no-scaffold-router",
-        "--vocab-size", str(vocab_size), "--seed", str(seed),
+        "--vocab-size", str(vocab_size), "--seed", str(seed), "--threads", str(threads),
     ])
 
     with Progress(TextColumn("stage {task.fields[stage]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -161,7 +165,6 @@ def embed(
 ) -> None:
     """Embed molecules: one output row per input line, in input order; invalid SMILES are kept with valid=false and an error."""
     from hsafeat.io import InputError, OutputError, check_writable, estimate_rows
-    from hsafeat.pipeline import embed_file
 
     if layout not in ("list", "wide"):
         fail(f"--layout must be 'list' or 'wide', not '{layout}'", EXIT_USAGE)
@@ -177,7 +180,9 @@ def embed(
     except OutputError as exc:
         fail(str(exc), EXIT_USAGE)
     source = open_source(input_path, smiles_column, id_column)
-    embedder = make_embedder(weights, device, batch_size)
+    embedder = make_embedder(weights, device, batch_size)  # usage errors above are reported before torch loads
+    from hsafeat.pipeline import embed_file
+
     chosen = [c.strip() for c in levels.split(",") if c.strip()] if levels else None
     if chosen:
         unknown = [c for c in chosen if c not in embedder.dims]
@@ -207,9 +212,7 @@ def inspect_gates_cmd(
     workers: WorkersOpt = None,
 ) -> None:
     """Show how the encoder routed each molecule: HAP gate per level, SAF expert weights per source."""
-    from hsafeat.gates import render_table, save_plot
     from hsafeat.io import InputError, OutputError, check_writable, estimate_rows
-    from hsafeat.pipeline import inspect_gates
 
     for path in (output, plot):
         if path is not None:
@@ -219,6 +222,9 @@ def inspect_gates_cmd(
                 fail(str(exc), EXIT_USAGE)
     source = open_source(input_path, smiles_column, id_column)
     embedder = make_embedder(weights, device, batch_size)
+    from hsafeat.gates import render_table, save_plot
+    from hsafeat.pipeline import inspect_gates
+
     estimated = estimate_rows(source)
     with progress_bar() as bar:
         bar.add_task("embed", total=estimated, rate="-")

@@ -2,6 +2,7 @@
 usage, as a terminal table and an optional bar plot."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from rich.console import Console
@@ -18,11 +19,14 @@ def render_table(stats: dict, weights_name: str, console: Console | None = None)
     table.add_column("→ cross-attention", justify="right")
     for e in range(n_experts):
         table.add_column(f"expert {e}", justify="right")
+    def pct(x: float) -> str:
+        return "—" if math.isnan(x) else f"{x:.1%}"
+
     for i, source in enumerate(stats["sources"]):
-        usage = [f"{w:.3f}" for w in stats["expert_usage"][i]]
+        usage = ["—" if math.isnan(w) else f"{w:.3f}" for w in stats["expert_usage"][i]]
         if i < n_levels:
             share = stats["mamba_share"][i]
-            table.add_row(source, f"{share:.1%}", f"{1 - share:.1%}", *usage)
+            table.add_row(source, pct(share), pct(1 - share), *usage)
         else:
             table.add_row(source, "—", "(always)", *usage)
     console.print(table)

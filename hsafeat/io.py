@@ -151,6 +151,13 @@ def _smi_items(lines: Iterator[bytes]) -> Iterator[_Item]:
         if not parts:
             yield None
             continue
+        if len(parts) == 2 and parts[1].startswith("|"):
+            # CXSMILES: the |...| extension belongs to the SMILES; the id follows it
+            close = parts[1].find("|", 1)
+            if close > 0:
+                rest = parts[1][close + 1 :].strip()
+                yield f"{parts[0]} {parts[1][: close + 1]}", rest or None
+                continue
         yield parts[0], parts[1].strip() if len(parts) == 2 else None
 
 
@@ -184,7 +191,7 @@ class InputSource:
         if fmt in ("csv", "tsv"):
             # a 10 MB SMILES field must not crash (the default limit is 128 KiB)
             csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        if path != "-" and not gz and fmt in ("csv", "tsv", "parquet"):
+        if path != "-" and fmt in ("csv", "tsv", "parquet") and not (gz and fmt == "parquet"):
             self._resolve_file_columns()  # fail on a bad column before any expensive work
 
     def _resolve_file_columns(self) -> None:
@@ -192,11 +199,12 @@ class InputSource:
             if self.format == "parquet":
                 names = pq.ParquetFile(self.path).schema_arrow.names
             else:
-                with open(
-                    self.path, encoding="utf-8-sig", errors="replace", newline=""
+                opener = gzip.open if self.gzip else open
+                with opener(
+                    self.path, "rt", encoding="utf-8-sig", errors="replace", newline=""
                 ) as f:
                     names = next(csv.reader(f, delimiter=self._delim()), [])
-        except (OSError, pa.ArrowException, csv.Error) as e:
+        except (OSError, EOFError, zlib.error, pa.ArrowException, csv.Error) as e:
             raise InputError(f"cannot read {self.name}: {e}") from None
         if names:
             self.smiles_column, self.id_column = _resolve_columns(names, *self._want)
@@ -314,9 +322,26 @@ def open_input(
         raise InputError(f"input file is not readable: {path}")
     try:
         fmt, gz = _detect_format(path)
-    except OSError as e:
-        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
-    return InputSource(path, input_format or fmt, gz, smiles_column, id_column)
+        fmt = input_format or fmt
+        if fmt != "parquet":
+            _refuse_binary(path, gz)
+    except (OSError, EOFError, zlib.error) as e:
+        raise InputError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    return InputSource(path, fmt, gz, smiles_column, id_column)
+
+
+def _refuse_binary(path: str, gz: bool) -> None:
+    """Text inputs never contain NUL bytes; refuse binary files before any work."""
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            head = f.read(8192)
+    except (EOFError, zlib.error):  # a damaged gzip is reported by the reader, with its position
+        return
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise InputError(
+            f"{path} looks like a binary file (NUL byte at offset {nul}), not SMILES text"
+        )
 
 
 # ---------------------------------------------------------------------------------------- output

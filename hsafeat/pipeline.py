@@ -116,6 +116,10 @@ def inspect_gates(
         ("source", pa.string()), ("p_attention", pa.float32()), ("p_mamba", pa.float32()), ("projector", pa.string()),
         ("expert_weights", pa.list_(pa.float32(), c.n_experts)),
     ])
+    if tmp is not None:
+        writer = pq.ParquetWriter(tmp, schema.with_metadata({"hsafeat": json.dumps({
+            "schema": GATES_SCHEMA_VERSION, "hsafeat": hsafeat.__version__,
+            "weights": {"name": embedder.weights.name, "sha256": embedder.weights.sha256}})}))
     try:
         for chunk, feats in _featurized(source, embedder, chunk_size, workers):
             r = embedder.embed_featurized(feats)
@@ -124,7 +128,7 @@ def inspect_gates(
             ok = r.valid
             mamba_count += (r.gate_probs[ok, :, 1] > r.gate_probs[ok, :, 0]).sum(0)
             expert_sum += r.expert_weights[ok].sum(0)
-            if tmp is not None:
+            if writer is not None:
                 n, s = len(chunk), len(sources)
                 p = np.concatenate([r.gate_probs, np.full((n, 1, 2), np.nan, np.float32)], axis=1)  # motif: no gate
                 chosen = np.where(p[..., 1] > p[..., 0], "mamba", "attention").astype(object)
@@ -141,10 +145,6 @@ def inspect_gates(
                     "expert_weights": pa.FixedSizeListArray.from_arrays(
                         pa.array(np.nan_to_num(flat_w)), c.n_experts, mask=pa.array(np.repeat(~ok, s))),
                 }, schema=schema)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, schema.with_metadata({"hsafeat": json.dumps({
-                        "schema": GATES_SCHEMA_VERSION, "hsafeat": hsafeat.__version__,
-                        "weights": {"name": embedder.weights.name, "sha256": embedder.weights.sha256}})}))
                 writer.write_table(table)
             if progress:
                 progress(n_rows, n_valid)
@@ -158,10 +158,11 @@ def inspect_gates(
             writer.close()
         if tmp is not None and tmp.exists():
             tmp.unlink()
+    denominator = n_valid if n_valid else float("nan")  # no valid molecule: no shares to report
     stats = {
         "n_valid": n_valid,
-        "mamba_share": (mamba_count / max(n_valid, 1)).tolist(),
-        "expert_usage": (expert_sum / max(n_valid, 1)).tolist(),
+        "mamba_share": (mamba_count / denominator).tolist(),
+        "expert_usage": (expert_sum / denominator).tolist(),
         "sources": sources,
     }
     return RunSummary(n_rows, n_valid, time.perf_counter() - start, output or Path("-")), stats

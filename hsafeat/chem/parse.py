@@ -37,13 +37,19 @@ def parse_smiles(smiles: str, max_atoms: int = MAX_ATOMS) -> ParsedMolecule:
         return ParsedMolecule(None, "empty SMILES")
     if len(smiles) > max(MAX_SMILES_CHARS, 20 * max_atoms):
         return ParsedMolecule(None, f"SMILES has {len(smiles)} characters; the limit is {20 * max_atoms}")
+    if not smiles.isascii():  # SMILES are ASCII; RDKit's error excerpt could split a multi-byte char
+        i, ch = next((i, ch) for i, ch in enumerate(smiles) if not ch.isascii())
+        return ParsedMolecule(None, f"non-ASCII character {ch!r} at position {i}")
     with rdBase.CaptureErrorLog() as capture:
         try:
             mol = Chem.MolFromSmiles(smiles)
-        except Exception as exc:  # RDKit raises on a few malformed inputs instead of returning None
+        except Exception as exc:  # noqa: BLE001 - RDKit raises on a few malformed inputs instead of returning None
             return ParsedMolecule(None, f"RDKit error: {exc}")
     if mol is None:
-        return ParsedMolecule(None, _clean(capture.messages))
+        try:
+            return ParsedMolecule(None, _clean(capture.messages))
+        except UnicodeDecodeError:
+            return ParsedMolecule(None, "RDKit could not parse the SMILES")
     if mol.GetNumAtoms() == 0:
         return ParsedMolecule(None, "SMILES has no atoms")
     if mol.GetNumAtoms() > max_atoms:

@@ -20,7 +20,7 @@ import torch
 from hsafeat.data.batch import collate
 from hsafeat.nn.config import EncoderConfig
 from hsafeat.nn.encoder import HSAEncoder
-from hsafeat.nn.losses import load_balancing_loss, nt_xent, scaffold_routing_contrastive
+from hsafeat.nn.losses import gate_balance_loss, load_balancing_loss, nt_xent, scaffold_routing_contrastive
 from hsafeat.pretrain.corpus import Corpus
 from hsafeat.pretrain.objectives import StageAHeads, StageBHeads, mask_atoms, mask_bonds
 
@@ -37,6 +37,7 @@ class TrainConfig:
     view_mask_rate: float = 0.10
     w_contrast: float = 0.5
     w_balance: float = 0.01
+    w_gate_balance: float = 0.1
     w_scaffold: float = 0.1
     seed: int = 0
     checkpoint_every: int = 200
@@ -143,6 +144,7 @@ class Trainer:
         losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
         assert out is not None
         losses["balance"] = t.w_balance * load_balancing_loss(out.router_logits, out.expert_index, self.model.config.n_experts)
+        losses["gate_balance"] = t.w_gate_balance * gate_balance_loss(out.gate_logits, out.gate_weights)
         if self.model.config.scaffold_router:
             scaffold = torch.from_numpy(self.corpus.scaffold_id[idx])
             losses["scaffold"] = t.w_scaffold * scaffold_routing_contrastive(out.router_logits, scaffold)
@@ -150,7 +152,6 @@ class Trainer:
         return losses
 
     def run(self, progress: Callable[[str, int, int, dict], None] | None = None) -> None:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         while True:
             total = self.train.steps_a if self.stage == "a" else self.train.steps_b
             if self.step >= total:

@@ -22,7 +22,7 @@ from hsafeat.weights import save_weights
 OBJECTIVES = {
     "stage_a": "masked atomic number (15% of atoms) + masked bond type (15% of bonds), GNN only",
     "stage_b": "GNN frozen; ECFP4 1024-bit BCE + standardised RDKit descriptors MSE (from mean of Y) "
-               "+ NT-Xent between two 10%-atom-masked views + SAF load balancing "
+               "+ NT-Xent between two 10%-atom-masked views + SAF load balancing + HAP gate balance "
                "(+ H-MoE scaffold-routing contrast when the scaffold router is on)",
 }
 
