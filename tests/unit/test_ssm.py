@@ -33,6 +33,17 @@ def test_reference_scan_equals_naive_recurrence():
     assert torch.allclose(ref, naive_scan(u, delta, A, B, C, D, z, bias), atol=1e-10)
 
 
+def test_inference_path_equals_autograd_path():
+    u, delta, A, B, C, D, z, bias = random_inputs(n_batch=3, length=11, seed=1)
+    with torch.no_grad():
+        fast = selective_scan_ref(u, delta, A, B, C, D, z, bias, delta_softplus=True)
+    u.requires_grad_(True)
+    slow = selective_scan_ref(u, delta, A, B, C, D, z, bias, delta_softplus=True)
+    assert torch.allclose(fast, slow.detach(), atol=1e-12)
+    slow.sum().backward()
+    assert u.grad is not None and torch.isfinite(u.grad).all()
+
+
 def test_scan_is_causal():
     u, delta, A, B, C, D, z, bias = random_inputs(length=9)
     full = selective_scan_ref(u, delta, A, B, C, D, z, bias, delta_softplus=True)

@@ -1,0 +1,45 @@
+"""The released weights: they load by default, their card is complete, and their embeddings
+match the goldens made by scripts/make_golden.py."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hsafeat.engine import Embedder
+from hsafeat.weights import DEFAULT_WEIGHTS, load_weights
+
+GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
+DRUGS = Path(__file__).resolve().parent.parent / "data" / "drugs.smi"
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return Embedder()
+
+
+def test_default_weights_load(embedder):
+    assert embedder.weights.name == DEFAULT_WEIGHTS
+    card = embedder.weights.card
+    for key in ("corpus", "objectives", "steps", "seed", "final_losses", "wall_time_s", "command", "hsafeat_version"):
+        assert key in card, key
+    assert len(card["corpus"]["sha256"]) == 64
+    assert card["sha256"] == embedder.weights.sha256
+
+
+def test_embeddings_match_goldens(embedder):
+    golden = np.load(GOLDEN / f"{embedder.weights.name}.npz")
+    assert str(golden["sha256"]) == embedder.weights.sha256, "goldens are stale: run scripts/make_golden.py"
+    smiles = [line.split()[0] for line in DRUGS.read_text().splitlines() if line.strip()]
+    result = embedder.embed(smiles)
+    assert np.array_equal(result.valid, golden["valid"])
+    for name, values in result.embeddings.items():
+        np.testing.assert_allclose(values, golden[name], atol=1e-5, err_msg=name)
+
+
+def test_every_bundled_release_verifies():
+    from hsafeat.weights import bundled_dir
+
+    releases = [p for p in bundled_dir().iterdir() if (p / "model.safetensors").exists()]
+    assert releases
+    for path in releases:
+        assert load_weights(str(path)).sha256
