@@ -243,6 +243,67 @@ def inspect_gates_cmd(
 
 
 @app.command()
+def benchmark(
+    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="NAME=PATH:SMILES_COL:LABEL_COL[,LABEL_COL...]:METRIC with METRIC auroc or rmse; repeatable.")] = None,
+    dev_dir: Annotated[Optional[Path], typer.Option("--dev-dir", help="Folder with the five MoleculeNet dev files (BBBP, bace, delaney-processed, SAMPL, Lipophilicity .csv.gz).")] = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated scaffold-split seeds.")] = "0,1,2",
+    heads: Annotated[str, typer.Option("--heads", help="Comma-separated heads: rf, linear.")] = "rf,linear",
+    columns: Annotated[Optional[str], typer.Option("--columns", help="hsafeat featurizers: embedding columns, '+'-joined concatenations, all_levels; 'none' for baselines only (default: every column, fused+motif, all_levels).")] = None,
+    baselines: Annotated[str, typer.Option("--baselines", help="Comma-separated: ecfp, ecfp+desc; or none.")] = "ecfp,ecfp+desc",
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for benchmark.md, benchmark.json and benchmark.png.")] = None,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Random-forest processes.")] = 2,
+    batch_size: BatchOpt = 256,
+    device: DeviceOpt = "cpu",
+    weights: WeightsOpt = None,
+) -> None:
+    """Score embeddings and fingerprints with tuned scikit-learn heads on scaffold splits; print a Markdown table."""
+    from hsafeat.benchmark import (
+        BenchmarkError,
+        Dataset,
+        check_dataset,
+        dev_datasets,
+        markdown_table,
+        run_benchmark,
+        save_plot,
+        write_report,
+    )
+
+    def items(text: str) -> list[str]:
+        return [] if text.strip().lower() == "none" else [t.strip() for t in text.split(",") if t.strip()]
+
+    try:
+        datasets = [Dataset.parse(spec) for spec in dataset or []] + (dev_datasets(dev_dir) if dev_dir else [])
+        if not datasets:
+            raise BenchmarkError("no datasets: give --dataset or --dev-dir")
+        for ds in datasets:
+            check_dataset(ds)
+        seed_list = [int(s) for s in items(seeds)]
+    except BenchmarkError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except ValueError:
+        fail(f"--seeds must be comma-separated integers, not '{seeds}'", EXIT_USAGE)
+    featurizers = items(baselines) + (["all"] if columns is None else items(columns))
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        fail(f"--out-dir {out_dir} is not a directory", EXIT_USAGE)
+    needs_weights = any(f not in ("ecfp", "ecfp+desc") for f in featurizers)
+    embedder = make_embedder(weights, device, batch_size) if needs_weights else None
+    try:
+        result = run_benchmark(datasets, featurizers, seed_list, items(heads), n_jobs=n_jobs, embedder=embedder,
+                               log=lambda line: typer.echo(line, err=True))
+    except BenchmarkError as exc:
+        fail(str(exc), EXIT_USAGE)
+    typer.echo(markdown_table(result))
+    if out_dir is not None:
+        written = write_report(result, out_dir)
+        try:
+            save_plot(result, out_dir / "benchmark.png")
+            written.append(out_dir / "benchmark.png")
+        except ImportError:
+            typer.echo("hsafeat: warning: benchmark.png skipped (needs matplotlib: pip install matplotlib)", err=True)
+        typer.echo(f"wrote {', '.join(map(str, written))}", err=True)
+
+
+@app.command()
 def info(weights: WeightsOpt = None) -> None:
     """Print the card of the weights in use (name, sha256, corpus, objectives, losses)."""
     import json

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,7 @@ def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int],
         "pooling": {"fused": "concat(mean, max) over the 28 SAF tokens",
                     "level_i": "mean of level i's 4 tokens after SAF", "motif": "mean of the 4 motif tokens after SAF"},
         "max_atoms": w.max_atoms, "input": source.name,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

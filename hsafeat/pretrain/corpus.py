@@ -17,8 +17,8 @@ import numpy as np
 from rdkit import Chem
 from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
-from hsafeat.chem.graph import MolGraph, canonical_ranks, mol_to_graph
 from hsafeat.chem.fragments import brics_fragments
+from hsafeat.chem.graph import MolGraph, canonical_ranks, mol_to_graph
 from hsafeat.chem.parse import parse_smiles
 
 FP_BITS = 1024

@@ -16,7 +16,7 @@ from hsafeat.chem.features import ATOM_FEATURES, BOND_FEATURES
 from hsafeat.chem.parse import MAX_ATOMS
 from hsafeat.nn.config import EncoderConfig
 from hsafeat.pretrain.corpus import DESCRIPTORS, FP_BITS, load_cache, prepare
-from hsafeat.pretrain.loop import Trainer, TrainConfig
+from hsafeat.pretrain.loop import TrainConfig, Trainer
 from hsafeat.weights import save_weights
 
 OBJECTIVES = {
