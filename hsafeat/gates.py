@@ -13,10 +13,11 @@ def render_table(stats: dict, weights_name: str, console: Console | None = None)
     console = console or Console()
     n_levels = len(stats["mamba_share"])
     n_experts = len(stats["expert_usage"][0]) if stats["expert_usage"] else 0
-    table = Table(title=f"HAP routing and SAF expert usage ({weights_name}, {stats['n_valid']} valid molecules)")
+    table = Table(title=f"HAP routing (share of molecules) and SAF expert weights\n"
+                        f"{weights_name}, {stats['n_valid']} valid molecules")
     table.add_column("source")
-    table.add_column("→ Graph-Mamba", justify="right")
-    table.add_column("→ cross-attention", justify="right")
+    table.add_column("→ Mamba", justify="right")
+    table.add_column("→ attention", justify="right")
     for e in range(n_experts):
         table.add_column(f"expert {e}", justify="right")
     def pct(x: float) -> str:

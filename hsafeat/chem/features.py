@@ -58,14 +58,28 @@ def _index(values: list, value: object) -> int:
         return len(values)
 
 
-def atom_features(mol: Chem.Mol) -> np.ndarray:
-    """n_atoms x len(ATOM_FEATURES) int64 category indices."""
+def canonical_chirality(atom: Chem.Atom, ranks: np.ndarray) -> int:
+    """The chirality category with CW/CCW taken relative to the neighbours sorted by canonical
+    rank. RDKit's tag is relative to the order of the atom's bonds, which follows the SMILES
+    text: the same stereocentre spelled two ways can carry opposite tags."""
+    tag = atom.GetChiralTag()
+    if tag not in (CT.CHI_TETRAHEDRAL_CW, CT.CHI_TETRAHEDRAL_CCW):
+        return _index(CHIRALITY, tag)
+    order = [int(ranks[b.GetOtherAtomIdx(atom.GetIdx())]) for b in atom.GetBonds()]
+    inversions = sum(a > b for i, a in enumerate(order) for b in order[i + 1:])
+    if inversions % 2:
+        tag = CT.CHI_TETRAHEDRAL_CCW if tag == CT.CHI_TETRAHEDRAL_CW else CT.CHI_TETRAHEDRAL_CW
+    return _index(CHIRALITY, tag)
+
+
+def atom_features(mol: Chem.Mol, ranks: np.ndarray) -> np.ndarray:
+    """n_atoms x len(ATOM_FEATURES) int64 category indices (ranks: canonical atom ranks)."""
     rows = []
     for atom in mol.GetAtoms():
         z = atom.GetAtomicNum()
         rows.append((
             z if 0 <= z < N_ELEMENTS else ATOM_OTHER,
-            _index(CHIRALITY, atom.GetChiralTag()),
+            canonical_chirality(atom, ranks),
             _index(DEGREES, atom.GetDegree()),
             _index(CHARGES, atom.GetFormalCharge()),
             _index(NUM_HS, atom.GetTotalNumHs()),

@@ -37,7 +37,7 @@ def canonical_ranks(mol: Chem.Mol) -> np.ndarray:
 def mol_to_graph(mol: Chem.Mol, vocab: dict[str, int] | None = None) -> MolGraph:
     """Featurize one sanitized molecule. Fragments missing from vocab map to UNK."""
     ranks = canonical_ranks(mol)
-    x = atom_features(mol)
+    x = atom_features(mol, ranks)
     edge_index, edge_attr = bond_features(mol)
     frag_index, frag_smiles = brics_fragments(mol, ranks)
     degree = np.bincount(edge_index[0], minlength=mol.GetNumAtoms())

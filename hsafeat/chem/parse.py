@@ -35,8 +35,13 @@ def parse_smiles(smiles: str, max_atoms: int = MAX_ATOMS) -> ParsedMolecule:
     smiles = smiles.strip()
     if not smiles:
         return ParsedMolecule(None, "empty SMILES")
-    if len(smiles) > max(MAX_SMILES_CHARS, 20 * max_atoms):
-        return ParsedMolecule(None, f"SMILES has {len(smiles)} characters; the limit is {20 * max_atoms}")
+    limit = max(MAX_SMILES_CHARS, 20 * max_atoms)
+    if len(smiles) > limit:
+        return ParsedMolecule(None, f"SMILES has {len(smiles)} characters; the limit is {limit}")
+    _, _, rest = smiles.partition(" ") if " " in smiles else smiles.partition("\t")
+    if rest.strip() and not rest.lstrip().startswith("|"):
+        # RDKit would read it as the molecule's name: "CCO CCN" (a missing dot) must not pass as ethanol
+        return ParsedMolecule(None, f"unexpected text after the SMILES: {rest.strip()[:40]!r}")
     if not smiles.isascii():  # SMILES are ASCII; RDKit's error excerpt could split a multi-byte char
         i, ch = next((i, ch) for i, ch in enumerate(smiles) if not ch.isascii())
         return ParsedMolecule(None, f"non-ASCII character {ch!r} at position {i}")

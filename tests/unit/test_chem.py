@@ -89,3 +89,30 @@ def test_scaffold_atoms():
     mask = scaffold_atoms(mol)
     assert mask.sum() == 14 and not mask[0] and not mask[1]
     assert not scaffold_atoms(Chem.MolFromSmiles("CCCO")).any()
+
+
+@pytest.mark.parametrize("spellings", [
+    ["C[C@H](N)C(=O)O", "N[C@@H](C)C(=O)O", "OC(=O)[C@@H](N)C", "[C@@H](C)(N)C(=O)O"],
+    ["C[C@@H](O)CC", "CC[C@@H](C)O", "O[C@@H](CC)C"],
+])
+def test_chirality_feature_does_not_depend_on_spelling(spellings):
+    def chirality_by_canonical_atom(smiles):
+        mol = Chem.MolFromSmiles(smiles)
+        g = mol_to_graph(mol)
+        return g.x[g.order, 1].tolist()
+
+    reference = chirality_by_canonical_atom(spellings[0])
+    assert any(c in (1, 2) for c in reference)
+    for s in spellings[1:]:
+        assert chirality_by_canonical_atom(s) == reference, s
+
+
+def test_enantiomers_differ():
+    a = mol_to_graph(Chem.MolFromSmiles("C[C@H](N)C(=O)O"))
+    b = mol_to_graph(Chem.MolFromSmiles("C[C@@H](N)C(=O)O"))
+    assert a.x[a.order, 1].tolist() != b.x[b.order, 1].tolist()
+
+
+def test_text_after_smiles_is_an_error():
+    assert "unexpected text" in parse_smiles("CCO CCN").error
+    assert parse_smiles("CCO |$a;b;c$|").valid
