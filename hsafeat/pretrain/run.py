@@ -39,6 +39,7 @@ def pretrain(
     corpus: Path, out: Path, workdir: Path, n_molecules: int | None, encoder: dict, train: TrainConfig,
     vocab_size: int, resume: bool, command: str, progress=None, log=print,
 ) -> str:
+    commit = git_commit()  # the code that starts the run (a resumed run records its own start)
     workdir.mkdir(parents=True, exist_ok=True)
     cache = workdir / "corpus.npz"
     if not cache.exists():
@@ -57,7 +58,7 @@ def pretrain(
     (workdir / "history.json").write_text(json.dumps(trainer.history))
     card = {
         "hsafeat_version": hsafeat.__version__,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "command": command,
         "corpus": {"file": Path(corpus).name, "sha256": data.corpus_sha256, "n_molecules_used": len(data.graphs),
                    "subset": f"seeded random subset (seed {train.seed}) of {n_molecules}" if n_molecules else "all",
