@@ -1,0 +1,363 @@
+"""Quality benchmark: frozen embeddings + tuned scikit-learn heads vs fingerprints, on scaffold splits.
+
+Each dataset is featurized once (all hsafeat columns from one encoder pass; ECFP baselines), then,
+per split seed, split by Bemis-Murcko scaffold (balanced, 80/10/10). Every head is tuned on the
+validation part, refit on train + valid and scored once on test. The protocol is the dev
+referee's (shared tools/dev_quality.py), so the two agree on the same data."""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rdkit import Chem, rdBase
+from rdkit.Chem import Descriptors, rdFingerprintGenerator
+from rdkit.Chem.Scaffolds import MurckoScaffold
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import mean_squared_error, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+HIGHER_IS_BETTER = {"auroc": True, "rmse": False}
+BASELINES = ("ecfp", "ecfp+desc")
+HEADS = ("rf", "linear")
+FRACTIONS = (0.8, 0.1, 0.1)
+LOGISTIC_C = (0.01, 0.1, 1.0)
+RIDGE_ALPHA = (1.0, 10.0, 100.0, 1000.0)
+RF_MIN_SAMPLES_LEAF = (1, 3)
+RF_TREES = 500
+ECFP_BITS = 2048
+DEV_FILES = {  # --dev-dir: name -> (file, SMILES column, label columns, metric)
+    "bbbp": ("BBBP.csv.gz", "smiles", ("p_np",), "auroc"),
+    "bace": ("bace.csv.gz", "mol", ("Class",), "auroc"),
+    "esol": ("delaney-processed.csv.gz", "smiles", ("measured log solubility in mols per litre",), "rmse"),
+    "freesolv": ("SAMPL.csv.gz", "smiles", ("expt",), "rmse"),
+    "lipo": ("Lipophilicity.csv.gz", "smiles", ("exp",), "rmse"),
+}
+Split = tuple[np.ndarray, np.ndarray, np.ndarray]  # train, valid, test row indices
+
+
+class BenchmarkError(ValueError):
+    """A dataset spec, file, column, head or featurizer that cannot be used (a usage error)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    path: Path
+    smiles_column: str
+    label_columns: tuple[str, ...]
+    metric: str
+
+    @classmethod
+    def parse(cls, spec: str) -> Dataset:
+        """NAME=PATH:SMILES_COL:LABEL_COL[,LABEL_COL...]:METRIC; PATH may itself contain ':'."""
+        name, eq, rest = spec.partition("=")
+        parts = rest.rsplit(":", 3)
+        if not eq or not name.strip() or len(parts) != 4 or not all(p.strip() for p in parts):
+            raise BenchmarkError(f"bad --dataset '{spec}'; expected NAME=PATH:SMILES_COL:LABEL_COL[,LABEL_COL...]:METRIC")
+        path, smiles_column, labels, metric = parts
+        if metric not in HIGHER_IS_BETTER:
+            raise BenchmarkError(f"unknown metric '{metric}' in --dataset '{spec}'; use {' or '.join(HIGHER_IS_BETTER)}")
+        return cls(name.strip(), Path(path), smiles_column, tuple(c for c in labels.split(",") if c), metric)
+
+
+def dev_datasets(dev_dir: Path) -> list[Dataset]:
+    """The five MoleculeNet dev datasets, expected under `dev_dir` with their original file names."""
+    return [Dataset(name, Path(dev_dir) / file, scol, labels, metric) for name, (file, scol, labels, metric) in DEV_FILES.items()]
+
+
+def _read_rows(path: Path, header_only: bool = False) -> list[list[str]]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        return [next(reader, [])] if header_only else list(reader)
+
+
+def check_dataset(ds: Dataset) -> list[str]:
+    """The file's header, after checking that the file exists and holds the named columns."""
+    if not ds.path.is_file():
+        raise BenchmarkError(f"dataset file not found: {ds.path}")
+    header = _read_rows(ds.path, header_only=True)[0]
+    missing = [c for c in (ds.smiles_column, *ds.label_columns) if c not in header]
+    if missing:
+        raise BenchmarkError(f"{ds.path}: no column {', '.join(map(repr, missing))}; columns: {', '.join(header)}")
+    return header
+
+
+def load_dataset(ds: Dataset) -> tuple[list[str], np.ndarray]:
+    """SMILES (one per data row, as written) and an n x n_tasks float64 label matrix; a missing or
+    non-numeric label is NaN, and that row is then left out of that task only."""
+    header = check_dataset(ds)
+
+    def number(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return math.nan
+
+    rows = [row + [""] * (len(header) - len(row)) for row in _read_rows(ds.path)[1:]]
+    labels = [[number(row[header.index(c)]) for c in ds.label_columns] for row in rows]
+    return [row[header.index(ds.smiles_column)] for row in rows], np.asarray(labels, np.float64).reshape(len(rows), -1)
+
+
+def scaffold_groups(smiles: Sequence[str]) -> list[list[int]]:
+    """Row indices grouped by Bemis-Murcko scaffold (no chirality), groups in order of first
+    appearance; every unparsable SMILES is a group of its own."""
+    groups: dict[str, list[int]] = {}
+    _quiet = rdBase.BlockLogs()  # noqa: F841 - RDKit logging is blocked while this object lives
+    for i, s in enumerate(smiles):
+        mol = Chem.MolFromSmiles(s)
+        key = MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False) if mol is not None else f"\0invalid {i}"
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def balanced_split(groups: Sequence[list[int]], n: int, seed: int, fractions: tuple[float, float, float] = FRACTIONS) -> Split:
+    """Balanced scaffold split (chemprop's scaffold_balanced) into train, valid, test row indices.
+
+    Groups larger than half the validation size are placed first, largest first; the rest follow.
+    Both lists are shuffled with `np.random.default_rng(seed)` (big, then small; the size sort is
+    stable, so equal sizes keep the shuffled order). Each group goes whole to train if it still fits
+    there, else to valid if it fits, else to test. Indices keep this fill order, which random-forest
+    bootstraps see, so it is part of the protocol."""
+    n_train, n_valid = fractions[0] * n, fractions[1] * n
+    big = [list(g) for g in groups if len(g) > n_valid / 2]
+    small = [list(g) for g in groups if len(g) <= n_valid / 2]
+    rng = np.random.default_rng(seed)
+    rng.shuffle(big)  # type: ignore[arg-type]
+    rng.shuffle(small)  # type: ignore[arg-type]
+    train: list[int] = []
+    valid: list[int] = []
+    test: list[int] = []
+    for group in sorted(big, key=len, reverse=True) + small:
+        part = train if len(train) + len(group) <= n_train else valid if len(valid) + len(group) <= n_valid else test
+        part += group
+    return np.asarray(train, np.intp), np.asarray(valid, np.intp), np.asarray(test, np.intp)
+
+
+def scaffold_split(smiles: Sequence[str], seed: int = 0) -> Split:
+    """`balanced_split` of `scaffold_groups(smiles)`."""
+    return balanced_split(scaffold_groups(smiles), len(smiles), seed)
+
+
+def ecfp_counts(smiles: Sequence[str]) -> np.ndarray:
+    """ECFP4 count fingerprints, n x 2048 float32; zero rows for unparsable SMILES."""
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=ECFP_BITS)
+    out = np.zeros((len(smiles), ECFP_BITS), dtype=np.float32)
+    _quiet = rdBase.BlockLogs()  # noqa: F841
+    for i, mol in enumerate(map(Chem.MolFromSmiles, smiles)):
+        if mol is not None:
+            out[i] = generator.GetCountFingerprintAsNumPy(mol)
+    return out
+
+
+def rdkit_descriptors(smiles: Sequence[str]) -> np.ndarray:
+    """All of RDKit's Descriptors.descList, n x D float32: a descriptor that raises, NaN and inf
+    give 0, the rest is clipped to +-1e6; zero rows for unparsable SMILES."""
+    functions = [fn for _, fn in Descriptors.descList]
+    out = np.zeros((len(smiles), len(functions)), dtype=np.float64)
+    _quiet = rdBase.BlockLogs()  # noqa: F841
+    for i, mol in enumerate(map(Chem.MolFromSmiles, smiles)):
+        for j, fn in enumerate(functions if mol is not None else []):
+            try:
+                out[i, j] = fn(mol)
+            except Exception:  # noqa: BLE001 - a descriptor that fails on one molecule is 0 there
+                out[i, j] = 0.0
+    return np.clip(np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), -1e6, 1e6).astype(np.float32)
+
+
+def head_candidates(head: str, classification: bool, n_jobs: int = 1) -> list[Any]:
+    """The hyper-parameter grid of one head, as unfitted scikit-learn estimators."""
+    if head == "linear" and classification:
+        return [make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000)) for c in LOGISTIC_C]
+    if head == "linear":
+        return [make_pipeline(StandardScaler(), Ridge(alpha=a)) for a in RIDGE_ALPHA]
+    if head == "rf":
+        forest = RandomForestClassifier if classification else RandomForestRegressor
+        return [forest(n_estimators=RF_TREES, min_samples_leaf=m, n_jobs=n_jobs, random_state=0) for m in RF_MIN_SAMPLES_LEAF]
+    raise BenchmarkError(f"unknown head '{head}'; use {', '.join(HEADS)}")
+
+
+def score(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """ROC AUC or root-mean-square error."""
+    return float(roc_auc_score(y_true, y_pred) if metric == "auroc" else np.sqrt(mean_squared_error(y_true, y_pred)))
+
+
+def evaluate_heads(X: np.ndarray, y: np.ndarray, split: Split, metric: str, heads: Sequence[str] = HEADS,
+                   n_jobs: int = 1) -> dict[str, float] | None:
+    """Test score per head for one task and one split: the grid point best on valid (the first on
+    ties) is refit on train + valid. Rows whose label is NaN are left out. None when a part is empty,
+    or for classification when a part lacks one of the two classes."""
+    parts = [idx[~np.isnan(y[idx])] for idx in split]
+    classification = metric == "auroc"
+    if any(len(idx) == 0 or (classification and len(np.unique(y[idx])) < 2) for idx in parts):
+        return None
+    train, valid, test = parts
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+
+    def predict(model: Any, idx: np.ndarray) -> np.ndarray:
+        return model.predict_proba(X[idx])[:, 1] if classification else model.predict(X[idx])
+
+    result = {}
+    for head in heads:
+        candidates = head_candidates(head, classification, n_jobs)
+        valid_scores = [sign * score(metric, y[valid], predict(m.fit(X[train], y[train]), valid)) for m in candidates]
+        best = candidates[int(np.argmax(valid_scores))]
+        refit = np.concatenate([train, valid])
+        result[head] = score(metric, y[test], predict(best.fit(X[refit], y[refit]), test))
+    return result
+
+
+def hsafeat_columns(featurizer: str, dims: dict[str, int]) -> list[str]:
+    """Embedding columns of one hsafeat featurizer: a column name, 'all_levels', or '+'-joined parts."""
+    columns: list[str] = []
+    for part in featurizer.split("+"):
+        names = [c for c in dims if c.startswith("level_")] if part == "all_levels" else [part]
+        if not names or any(c not in dims for c in names):
+            raise BenchmarkError(f"unknown featurizer '{featurizer}'; baselines: {', '.join(BASELINES)}; "
+                                 f"columns: {', '.join(dims)}, all_levels, or '+'-joined columns")
+        columns += names
+    return columns
+
+
+def dataset_features(smiles: list[str], names: Sequence[str], columns: dict[str, list[str]], embedder: Any) -> tuple[dict, int]:
+    """Feature matrices by featurizer name (one encoder pass; NaN rows of invalid SMILES become 0),
+    and the number of SMILES the encoder rejected."""
+    features: dict[str, np.ndarray] = {}
+    n_invalid = 0
+    if columns:
+        embedded = embedder.embed(smiles)
+        n_invalid = int((~embedded.valid).sum())
+        for f, cols in columns.items():
+            features[f] = np.nan_to_num(np.concatenate([embedded.embeddings[c] for c in cols], axis=1))
+    if "ecfp" in names or "ecfp+desc" in names:
+        features["ecfp"] = ecfp_counts(smiles)
+    if "ecfp+desc" in names:
+        features["ecfp+desc"] = np.concatenate([features["ecfp"], rdkit_descriptors(smiles)], axis=1)
+    return features, n_invalid
+
+
+def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
+                  heads: Sequence[str] = HEADS, weights: str | None = None, device: str = "cpu", batch_size: int = 256,
+                  n_jobs: int = 2, embedder: Any = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Score every featurizer with every head on every dataset and split seed; return JSON-able results.
+
+    `featurizers` holds baselines ('ecfp', 'ecfp+desc') and hsafeat featurizers (see
+    `hsafeat_columns`; 'all' means every column, 'fused+motif' and 'all_levels'). An `Embedder` is
+    made from `weights` unless one is given, and only if an hsafeat featurizer is asked for. Per
+    dataset and featurizer: `runs` (each seed and task's score per head), `heads` (their means) and
+    `best` / `best_head` (the best of those means)."""
+    for head in heads:
+        head_candidates(head, True)  # raises on an unknown head
+    if not datasets or not featurizers or not seeds or not heads:
+        raise BenchmarkError("nothing to do: give at least one dataset, featurizer, seed and head")
+    loaded = [(ds, *load_dataset(ds)) for ds in datasets]
+    if embedder is None and any(f not in BASELINES for f in featurizers):
+        from hsafeat.engine import Embedder
+
+        embedder = Embedder(weights, device=device, batch_size=batch_size)
+    expand = lambda f: [*embedder.dims, "fused+motif", "all_levels"] if f == "all" else [f]
+    names = list(dict.fromkeys(g for f in featurizers for g in expand(f)))
+    columns = {f: hsafeat_columns(f, embedder.dims) for f in names if f not in BASELINES}
+    w = embedder.weights if columns else None
+    out: dict[str, Any] = {
+        "featurizers": names, "heads": list(heads), "seeds": list(seeds),
+        "weights": {"name": w.name, "sha256": w.sha256} if w is not None else None,
+        "protocol": {"split": "balanced scaffold", "fractions": FRACTIONS, "logistic_C": LOGISTIC_C, "ridge_alpha": RIDGE_ALPHA,
+                     "rf_trees": RF_TREES, "rf_min_samples_leaf": RF_MIN_SAMPLES_LEAF},
+        "datasets": {},
+    }
+    for ds, smiles, labels in loaded:
+        start = time.perf_counter()
+        features, n_invalid = dataset_features(smiles, names, columns, embedder)
+        groups = scaffold_groups(smiles)
+        splits = {seed: balanced_split(groups, len(smiles), seed) for seed in seeds}
+        results = {}
+        for f in names:
+            runs = [{"seed": seed, "task": task, **scores} for seed in seeds for t, task in enumerate(ds.label_columns)
+                    if (scores := evaluate_heads(features[f], labels[:, t], splits[seed], ds.metric, heads, n_jobs))]
+            means = {h: float(np.mean([r[h] for r in runs])) if runs else None for h in heads}
+            best_head = (max if HIGHER_IS_BETTER[ds.metric] else min)(heads, key=means.__getitem__) if runs else None
+            results[f] = {"dim": int(features[f].shape[1]), "runs": runs, "heads": means,
+                          "best": means[best_head] if best_head else None, "best_head": best_head}
+        out["datasets"][ds.name] = {"path": str(ds.path), "metric": ds.metric, "higher_is_better": HIGHER_IS_BETTER[ds.metric],
+                                    "n": len(smiles), "n_invalid_hsafeat": n_invalid, "tasks": list(ds.label_columns),
+                                    "results": results}
+        if log is not None:
+            cells = " ".join(f"{f}={_fmt(r['best'])}({r['best_head']})" for f, r in results.items())
+            log(f"{ds.name} {ds.metric} n={len(smiles)}: {cells} [{time.perf_counter() - start:.0f} s]")
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """Rows = datasets, columns = featurizers, cell = best-of-heads mean over seeds (n/a where no
+    split could be scored); the best of each row in bold, all of them on a tie."""
+    names = result["featurizers"]
+    lines = ["| dataset | metric | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+    for name, d in result["datasets"].items():
+        values = [d["results"][f]["best"] for f in names]
+        scored = [v for v in values if v is not None]
+        top = (max if d["higher_is_better"] else min)(scored) if scored else None
+        cells = [f"**{_fmt(v)}**" if v is not None and v == top else _fmt(v) for v in values]
+        arrow = "↑" if d["higher_is_better"] else "↓"
+        lines.append(f"| {name} (n={d['n']}) | {d['metric']} {arrow} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    """benchmark.md (the table and how it was made) and benchmark.json (every number)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js = out_dir / "benchmark.md", out_dir / "benchmark.json"
+    w = result["weights"]
+    note = (f"Cell: test score of the best head ({', '.join(result['heads'])}), mean over split seeds "
+            f"{', '.join(map(str, result['seeds']))}; each head tuned on valid, refit on train+valid, balanced scaffold "
+            "split 80/10/10. Per-head, per-seed values: benchmark.json.")
+    if w:
+        note += f" Weights: {w['name']} ({w['sha256'][:12]})."
+    md.write_text(f"# hsafeat benchmark\n\n{markdown_table(result)}\n\n{note}\n")
+    js.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+    return [md, js]
+
+
+def save_plot(result: dict[str, Any], path: Path) -> None:
+    """Grouped bars, one group per dataset: each featurizer's best score relative to ECFP (or to the
+    first featurizer without ECFP), inverted for RMSE so that above 1 is always better. Needs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = result["featurizers"]
+    reference = "ecfp" if "ecfp" in names else names[0]
+    shown = [f for f in names if f != reference] or names
+    x = np.arange(len(result["datasets"]))
+    fig, ax = plt.subplots(figsize=(max(7.0, 2.5 + 0.18 * len(shown) * len(x)), 4))
+    colors = plt.get_cmap("tab20").colors
+    for k, f in enumerate(shown):
+        ratios = []
+        for d in result["datasets"].values():
+            value, ref = (np.nan if d["results"][g]["best"] is None else d["results"][g]["best"] for g in (f, reference))
+            ratios.append(np.divide(value, ref) if d["higher_is_better"] else np.divide(ref, value))
+        ax.bar(x + (k - (len(shown) - 1) / 2) * 0.8 / len(shown), np.subtract(ratios, 1.0), 0.8 / len(shown), bottom=1.0, label=f,
+               color=colors[k % len(colors)])
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(x, list(result["datasets"]))
+    ax.set_ylabel(f"score relative to {reference} (>1 better)")
+    ax.set_title("hsafeat benchmark: best head, mean over seeds (RMSE inverted)")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,186 @@
+"""`hsafeat benchmark`: the balanced scaffold split, the tuned heads, and the command's outputs on a
+tiny CSV (random test weights: these check the machinery, never the quality)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rdkit import Chem
+from rdkit.Chem import Descriptors
+from rdkit.Chem.Scaffolds import MurckoScaffold
+
+from hsafeat.benchmark import BenchmarkError, Dataset, balanced_split, evaluate_heads, scaffold_groups, scaffold_split
+from tests.cli import assert_ok, assert_one_line_error, invoke, single_thread_torch  # noqa: F401
+
+# 60 drug-like molecules with varied scaffolds (one of them, the benzene scaffold, is large).
+DRUGS = [
+    "CC(=O)Oc1ccccc1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "CC(=O)Nc1ccc(O)cc1",
+    "CN1CCC[C@H]1c1cccnc1", "COc1ccc2[nH]cc(CCN(C)C)c2c1", "CN(C)CCCN1c2ccccc2CCc2ccccc21", "Clc1ccc(cc1)C(c1ccccc1)N1CCNCC1",
+    "CC(C)NCC(O)COc1cccc2ccccc12", "O=C(O)c1ccccc1O", "CCOC(=O)C1=C(C)NC(C)=C(C1c1ccccc1[N+](=O)[O-])C(=O)OC",
+    "CC1(C)SC2C(NC(=O)Cc3ccccc3)C(=O)N2C1C(=O)O", "Cn1cnc2c1c(=O)[nH]c(=O)n2C", "OC(=O)CCc1ccccc1", "NC(=O)c1cccnc1",
+    "CCN(CC)CC(=O)Nc1c(C)cccc1C", "COc1ccc(CCN)cc1OC", "c1ccc2c(c1)Cc1ccccc1-2", "O=C1CCCN1", "CC(C)(C)NCC(O)c1ccc(O)c(CO)c1",
+    "Fc1ccc(cc1)C(=O)CCCN1CCC(O)(CC1)c1ccc(Cl)cc1", "CN1C(=O)CN=C(c2ccccc2)c2cc(Cl)ccc21", "O=C(O)C1CCCCC1", "c1ccc2ncccc2c1",
+    "CCCCC(=O)O", "OCC1OC(O)C(O)C(O)C1O", "CC(N)Cc1ccccc1", "Oc1ccc(cc1)-c1ccccc1", "NS(=O)(=O)c1ccc(N)cc1",
+    "Cc1ccc(S(N)(=O)=O)cc1", "O=C(Nc1ccccc1)c1ccccc1", "CCOc1ccc(NC(C)=O)cc1", "C1CCC(CC1)N", "OC1CCN(C)CC1",
+    "c1ccc(cc1)N1CCOCC1", "CC(=O)c1ccc2ccccc2c1", "Cc1nc2ccccc2[nH]1", "O=c1[nH]c2ccccc2o1", "c1ccc2sccc2c1", "CCc1ccc(o1)C=O",
+    "Cc1ccsc1C(=O)O", "O=C(O)c1cnccn1", "Nc1ncnc2[nH]cnc12", "CC1=CC(=O)CCC1", "OC(=O)C1CC1",
+    "CC(C)c1ccc(C)cc1O", "COC(=O)c1ccccc1N", "Clc1ccccc1Cl", "CN1CCN(CC1)c1ccccc1", "O=C1NC(=O)c2ccccc21",
+    "CCN1CCCC1CNC(=O)c1ccccc1OC", "CC(O)C(=O)O", "N#Cc1ccc(cc1)C#N", "C1COCCO1", "CC1CCCC(C)N1",
+    "O=C(O)Cc1ccccc1Nc1c(Cl)cccc1Cl", "COc1cc(C=O)ccc1O", "Cc1ccccc1NC(=O)CN1CCCC1", "OC(c1ccccc1)(c1ccccc1)C1CCNCC1",
+    "CC(C)OC(=O)c1ccc(N)cc1",
+]
+
+
+def scaffold(smiles: str) -> str:
+    mol = Chem.MolFromSmiles(smiles)
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol) if mol is not None else f"invalid:{smiles}"
+
+
+# ------------------------------------------------------------------------------ split
+
+
+def test_split_hand_computed_example() -> None:
+    # 21 rows: n_train = 16.8, n_valid = 2.1, so groups of 2+ are "big" and placed first, largest first.
+    # benzene (8) + pyridine (4) + cyclohexane (4) fill train to 16; the acyclic pair no longer fits
+    # there and fits valid (2 <= 2.1); the three singletons fit neither, so they go to test.
+    benzene = ["c1ccccc1C", "c1ccccc1O", "c1ccccc1N", "c1ccccc1Cl", "c1ccccc1CC", "c1ccccc1C(=O)O", "c1ccccc1OC", "c1ccccc1F"]
+    pyridine = ["Cc1ccncc1", "Oc1ccncc1", "Nc1ccncc1", "Clc1ccncc1"]
+    cyclohexane = ["CC1CCCCC1", "OC1CCCCC1", "NC1CCCCC1", "ClC1CCCCC1"]
+    acyclic = ["CCO", "CCCN"]
+    singletons = ["c1ccc2ccccc2c1", "c1ccc2[nH]ccc2c1", "C1CC"]  # naphthalene, indole, an unclosed ring
+    ordered = [benzene, pyridine, cyclohexane, acyclic, singletons]
+    smiles = [s for i in range(8) for group in ordered for s in group[i:i + 1]]  # interleaved
+    index = {s: i for i, s in enumerate(smiles)}
+    rows = [{index[s] for s in group} for group in ordered]
+    for seed in range(5):
+        train, valid, test = scaffold_split(smiles, seed)
+        assert set(train) == rows[0] | rows[1] | rows[2]
+        assert set(train[:8]) == rows[0]  # the largest group is placed first
+        assert set(valid) == rows[3]
+        assert set(test) == rows[4]
+
+
+def test_split_is_a_deterministic_scaffold_partition() -> None:
+    smiles = DRUGS + ["C1CC", "not a smiles"]
+    groups = scaffold_groups(smiles)
+    assert sorted(i for g in groups for i in g) == list(range(len(smiles)))
+    splits = []
+    for seed in range(4):
+        train, valid, test = balanced_split(groups, len(smiles), seed)
+        again = scaffold_split(smiles, seed)
+        assert all(np.array_equal(a, b) for a, b in zip((train, valid, test), again))
+        everything = np.concatenate([train, valid, test])
+        assert sorted(everything) == list(range(len(smiles)))  # disjoint and covering
+        assert len(train) <= 0.8 * len(smiles) and len(valid) <= 0.1 * len(smiles)
+        part = {i: k for k, idx in enumerate((train, valid, test)) for i in idx}
+        by_scaffold: dict[str, set[int]] = {}
+        for i, s in enumerate(smiles):
+            by_scaffold.setdefault(scaffold(s), set()).add(part[i])
+        assert all(len(parts) == 1 for parts in by_scaffold.values())
+        splits.append(tuple(map(tuple, (train, valid, test))))
+    assert len(set(splits)) > 1  # the seed matters
+
+
+def test_dataset_spec() -> None:
+    ds = Dataset.parse("sol=C:/data/x.csv:smiles:a,b:rmse")
+    assert (ds.name, ds.path, ds.smiles_column, ds.metric) == ("sol", Path("C:/data/x.csv"), "smiles", "rmse")
+    assert ds.label_columns == ("a", "b")
+    for bad in ("x.csv:smiles:a:rmse", "n=x.csv:smiles:a:r2", "n=x.csv:smiles:a"):
+        with pytest.raises(BenchmarkError):
+            Dataset.parse(bad)
+
+
+# ------------------------------------------------------------------------------ heads
+
+
+def test_heads_on_synthetic_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hsafeat.benchmark.RF_TREES", 25)  # the grid's 500 trees are slow, and beside the point here
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 4)).astype(np.float32)
+    split = (np.arange(120), np.arange(120, 135), np.arange(135, 150))
+    y = 2.0 * X[:, 0] + 0.1 * rng.normal(size=150)
+    y[5] = np.nan  # a missing label is left out, not an error
+    rmse = evaluate_heads(X, y, split, "rmse", ("linear", "rf"), n_jobs=1)
+    assert rmse is not None and set(rmse) == {"linear", "rf"}
+    assert rmse["linear"] < 0.2 and rmse["rf"] < 0.5 * np.nanstd(y)
+    labels = (X[:, 0] + 0.3 * rng.normal(size=150) > 0).astype(float)
+    auroc = evaluate_heads(X, labels, split, "auroc", ("linear",))
+    assert auroc is not None and 0.85 < auroc["linear"] <= 1.0
+    one_class = labels.copy()
+    one_class[120:135] = 1.0
+    assert evaluate_heads(X, one_class, split, "auroc", ("linear",)) is None
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SMILES with a regression label (Crippen logP) and a class (TPSA above the median); one invalid row."""
+    mols = [Chem.MolFromSmiles(s) for s in DRUGS]
+    tpsa = [Descriptors.TPSA(m) for m in mols]
+    path = tmp_path_factory.mktemp("bench") / "tiny.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["smiles", "logp", "polar"])
+        for s, m, t in zip(DRUGS, mols, tpsa):
+            w.writerow([s, f"{Descriptors.MolLogP(m):.3f}", int(t > np.median(tpsa))])
+        w.writerow(["C1CC", "1.0", "0"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def bench_run(tiny_csv: Path, tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
+    out = tmp_path_factory.mktemp("bench-out")
+    result = invoke(["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", "--dataset",
+                     f"polar={tiny_csv}:smiles:polar:auroc", "--heads", "linear", "--seeds", "0", "--out-dir", out], tiny_weights)
+    return result, out
+
+
+def test_cli_writes_table_json_and_plot(bench_run: tuple) -> None:
+    result, out = bench_run
+    assert_ok(result)
+    assert "| logp (n=61) | rmse" in result.stdout and "| polar (n=61) | auroc" in result.stdout
+    assert result.stderr.count("n=61:") == 2  # one summary line per dataset
+    rows = [ln for ln in (out / "benchmark.md").read_text().splitlines() if ln.startswith(("| logp", "| polar"))]
+    for row in rows:  # the best value of each row is bold (all of them on a tie), and only it
+        cells = row.strip("|").split("|")[2:]
+        values = [float(c.strip(" *")) for c in cells]
+        best = min(values) if "rmse" in row else max(values)
+        assert [c.strip().startswith("**") for c in cells] == [v == best for v in values]
+    data = json.loads((out / "benchmark.json").read_text())
+    expected = ["ecfp", "ecfp+desc", "fused", *(f"level_{i}" for i in range(6)), "motif", "fused+motif", "all_levels"]
+    assert data["featurizers"] == expected and data["seeds"] == [0] and data["heads"] == ["linear"]
+    dims = {f: r["dim"] for f, r in data["datasets"]["logp"]["results"].items()}
+    assert dims["ecfp"] == 2048 and dims["fused+motif"] == dims["fused"] + dims["motif"] == 48 and dims["all_levels"] == 96
+    for name, d in data["datasets"].items():
+        assert d["n"] == 61 and d["n_invalid_hsafeat"] == 1
+        for f in expected:
+            r = d["results"][f]
+            assert [run["seed"] for run in r["runs"]] == [0] and r["best_head"] == "linear"
+            assert r["best"] == r["heads"]["linear"] == r["runs"][0]["linear"]
+            assert (0.0 <= r["best"] <= 1.0) if name == "polar" else r["best"] > 0
+    assert (out / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_baselines_only_needs_no_weights(tiny_csv: Path, tmp_path: Path) -> None:
+    result = invoke(["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", "--columns", "none",
+                     "--baselines", "ecfp", "--heads", "linear", "--seeds", "0", "--weights", tmp_path / "absent"])
+    assert_ok(result)
+    assert "| dataset | metric | ecfp |" in result.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--dataset", "x.csv:smiles:y:rmse"], "expected NAME=PATH"),
+    (["--dataset", "x=/nonexistent.csv:smiles:y:rmse"], "not found"),
+    (["--dataset", "{csv}:smiles:nope:rmse"], "no column 'nope'"),
+    (["--dataset", "{csv}:smiles:logp:rmse", "--columns", "level_99"], "unknown featurizer 'level_99'"),
+    (["--dataset", "{csv}:smiles:logp:rmse", "--heads", "svm"], "unknown head 'svm'"),
+    (["--dataset", "{csv}:smiles:logp:rmse", "--seeds", "a"], "--seeds"),
+])
+def test_cli_usage_errors(args: list[str], fragment: str, tiny_csv: Path, tiny_weights: Path) -> None:
+    args = [a.replace("{csv}", f"t={tiny_csv}") for a in args]
+    assert_one_line_error(invoke(["benchmark", *args], tiny_weights), 2, fragment)
