@@ -6,7 +6,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -77,12 +77,12 @@ def make_embedder(weights: str | None, device: str, batch_size: int):  # noqa: A
 
 
 InputArg = Annotated[str, typer.Argument(help="SMILES file (.smi, .csv, .tsv, .parquet, optionally .gz) or - for stdin.")]
-SmilesColumn = Annotated[Optional[str], typer.Option("--smiles-column", help="CSV/TSV/Parquet column holding SMILES (found by name if omitted).")]
-IdColumn = Annotated[Optional[str], typer.Option("--id-column", help="Column holding molecule ids (default: id/name if present, else the row index).")]
-WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Bundled weights name or a weights directory (default: the shipped model, or $HSAFEAT_WEIGHTS).")]
+SmilesColumn = Annotated[str | None, typer.Option("--smiles-column", help="CSV/TSV/Parquet column holding SMILES (found by name if omitted).")]
+IdColumn = Annotated[str | None, typer.Option("--id-column", help="Column holding molecule ids (default: id/name if present, else the row index).")]
+WeightsOpt = Annotated[str | None, typer.Option("--weights", help="Bundled weights name or a weights directory (default: the shipped model, or $HSAFEAT_WEIGHTS).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Molecules per encoder pass.")]
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Featurization processes (default: cores - 1; 0 = in the main process).")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=0, help="Featurization processes (default: cores - 1; 0 = in the main process).")]
 
 
 @app.command()
@@ -90,7 +90,7 @@ def pretrain(
     out: Annotated[Path, typer.Option("--out", "-o", help="New weights directory to create.")],
     corpus: Annotated[Path, typer.Option(help="CSV(.gz) with a SMILES first column and a header.")],
     workdir: Annotated[Path, typer.Option(help="Corpus cache, checkpoints and logs.")] = Path("pretrain-work"),
-    n_molecules: Annotated[Optional[int], typer.Option(help="Seeded random subset of the corpus (default: all).")] = None,
+    n_molecules: Annotated[int | None, typer.Option(help="Seeded random subset of the corpus (default: all).")] = None,
     steps_a: Annotated[int, typer.Option(help="Stage A steps (GNN, masked attributes).")] = 2000,
     steps_b: Annotated[int, typer.Option(help="Stage B steps (HAP, motif, SAF).")] = 1000,
     batch_size: Annotated[int, typer.Option()] = 128,
@@ -104,9 +104,8 @@ def pretrain(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --workdir.")] = False,
 ) -> None:
     """Pretrain HSA-Net (stage A: GNN; stage B: HAP + motif + SAF) and write a new weights directory."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     import torch
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from hsafeat.pretrain.loop import TrainConfig
     from hsafeat.pretrain.run import pretrain as run_pretrain
@@ -153,10 +152,10 @@ def pretrain(
 @app.command()
 def embed(
     input_path: InputArg,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Parquet file to write (default: INPUT stem + .parquet).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Parquet file to write (default: INPUT stem + .parquet).")] = None,
     smiles_column: SmilesColumn = None,
     id_column: IdColumn = None,
-    levels: Annotated[Optional[str], typer.Option("--levels", help="Comma-separated columns to write, e.g. fused,level_5,motif (default: all).")] = None,
+    levels: Annotated[str | None, typer.Option("--levels", help="Comma-separated columns to write, e.g. fused,level_5,motif (default: all).")] = None,
     layout: Annotated[str, typer.Option("--layout", help="list: one fixed_size_list<float32> column per embedding; wide: one float column per dimension.")] = "list",
     batch_size: BatchOpt = 256,
     device: DeviceOpt = "cpu",
@@ -202,8 +201,8 @@ def embed(
 @app.command("inspect-gates")
 def inspect_gates_cmd(
     input_path: InputArg,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Long-format Parquet: one row per molecule and source.")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG of the per-level share routed to Graph-Mamba (needs matplotlib).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Long-format Parquet: one row per molecule and source.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of the per-level share routed to Graph-Mamba (needs matplotlib).")] = None,
     smiles_column: SmilesColumn = None,
     id_column: IdColumn = None,
     batch_size: BatchOpt = 256,
@@ -244,13 +243,13 @@ def inspect_gates_cmd(
 
 @app.command()
 def benchmark(
-    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="NAME=PATH:SMILES_COL:LABEL_COL[,LABEL_COL...]:METRIC with METRIC auroc or rmse; repeatable.")] = None,
-    dev_dir: Annotated[Optional[Path], typer.Option("--dev-dir", help="Folder with the five MoleculeNet dev files (BBBP, bace, delaney-processed, SAMPL, Lipophilicity .csv.gz).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="NAME=PATH:SMILES_COL:LABEL_COL[,LABEL_COL...]:METRIC with METRIC auroc or rmse; repeatable.")] = None,
+    dev_dir: Annotated[Path | None, typer.Option("--dev-dir", help="Folder with the five MoleculeNet dev files (BBBP, bace, delaney-processed, SAMPL, Lipophilicity .csv.gz).")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated scaffold-split seeds.")] = "0,1,2",
     heads: Annotated[str, typer.Option("--heads", help="Comma-separated heads: rf, linear.")] = "rf,linear",
-    columns: Annotated[Optional[str], typer.Option("--columns", help="hsafeat featurizers: embedding columns, '+'-joined concatenations, all_levels; 'none' for baselines only (default: every column, fused+motif, all_levels).")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", help="hsafeat featurizers: embedding columns, '+'-joined concatenations, all_levels; 'none' for baselines only (default: every column, fused+motif, all_levels).")] = None,
     baselines: Annotated[str, typer.Option("--baselines", help="Comma-separated: ecfp, ecfp+desc; or none.")] = "ecfp,ecfp+desc",
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for benchmark.md, benchmark.json and benchmark.png.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for benchmark.md, benchmark.json and benchmark.png.")] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Random-forest processes.")] = 2,
     batch_size: BatchOpt = 256,
     device: DeviceOpt = "cpu",
