@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import hsafeat
 from hsafeat.engine import Embedded, Embedder
 from hsafeat.io import InputRow, InputSource, ParquetSink
-from hsafeat.workers import featurized_chunks
+from hsafeat.workers import featurized_chunks, share_cores
 
 SCHEMA_VERSION = "hsafeat-embeddings-1"
 GATES_SCHEMA_VERSION = "hsafeat-gates-1"
@@ -68,6 +68,7 @@ def _chunk_rows(chunk: list[InputRow], result: Embedded) -> dict:
 
 def _featurized(source: InputSource, embedder: Embedder, chunk_size: int, workers: int):  # noqa: ANN202
     w = embedder.weights
+    share_cores(workers)
     return featurized_chunks(source.iter_chunks(chunk_size), embedder.vocab, w.max_atoms, workers)
 
 

@@ -35,6 +35,15 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def share_cores(workers: int) -> None:
+    """Give torch the cores the workers leave: oversubscribed threads spin against the worker
+    (measured on 2 cores, 1 worker: 345 mol/s with 2 torch threads, 540 with 1)."""
+    if workers > 0:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+
+
 def featurized_chunks(
     chunks: Iterator[list[InputRow]], vocab: dict[str, int], max_atoms: int, workers: int,
 ) -> Iterator[tuple[list[InputRow], Featurized]]:
