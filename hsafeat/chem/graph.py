@@ -36,6 +36,11 @@ def canonical_ranks(mol: Chem.Mol) -> np.ndarray:
 
 def mol_to_graph(mol: Chem.Mol, vocab: dict[str, int] | None = None) -> MolGraph:
     """Featurize one sanitized molecule. Fragments missing from vocab map to UNK."""
+    return mol_to_graph_and_fragments(mol, vocab)[0]
+
+
+def mol_to_graph_and_fragments(mol: Chem.Mol, vocab: dict[str, int] | None = None) -> tuple[MolGraph, list[str]]:
+    """mol_to_graph, also returning the BRICS fragment SMILES (for building vocabularies)."""
     ranks = canonical_ranks(mol)
     x = atom_features(mol, ranks)
     edge_index, edge_attr = bond_features(mol)
@@ -43,7 +48,7 @@ def mol_to_graph(mol: Chem.Mol, vocab: dict[str, int] | None = None) -> MolGraph
     degree = np.bincount(edge_index[0], minlength=mol.GetNumAtoms())
     prox_index, prox_weight = proximity(mol)
     vocab = vocab or {}
-    return MolGraph(
+    graph = MolGraph(
         x=x,
         edge_index=edge_index,
         edge_attr=edge_attr,
@@ -54,8 +59,4 @@ def mol_to_graph(mol: Chem.Mol, vocab: dict[str, int] | None = None) -> MolGraph
         prox_weight=prox_weight,
         scaffold=scaffold_atoms(mol),
     )
-
-
-def fragment_smiles(mol: Chem.Mol) -> list[str]:
-    """The BRICS fragment SMILES of a molecule (for building vocabularies)."""
-    return brics_fragments(mol, canonical_ranks(mol))[1]
+    return graph, frag_smiles

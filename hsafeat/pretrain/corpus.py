@@ -17,8 +17,7 @@ import numpy as np
 from rdkit import Chem
 from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
-from hsafeat.chem.fragments import brics_fragments
-from hsafeat.chem.graph import MolGraph, canonical_ranks, mol_to_graph
+from hsafeat.chem.graph import MolGraph, mol_to_graph_and_fragments
 from hsafeat.chem.parse import parse_smiles
 
 FP_BITS = 1024
@@ -58,8 +57,7 @@ def make_example(smiles: str) -> Example | None:
     mol = parse_smiles(smiles).mol
     if mol is None:
         return None
-    graph = mol_to_graph(mol)
-    fragments = brics_fragments(mol, canonical_ranks(mol))[1]
+    graph, fragments = mol_to_graph_and_fragments(mol)  # BRICS once: graph and vocabulary both need it
     fp = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FP_BITS).GetFingerprintAsNumPy(mol)
     desc = np.asarray([_FUNCS[name](mol) for name in DESCRIPTORS], dtype=np.float64)
     scaffold = Chem.MolFragmentToSmiles(mol, [int(i) for i in np.flatnonzero(graph.scaffold)]) if graph.scaffold.any() else ""
