@@ -57,6 +57,32 @@ def resolve_workers(workers: int | None, estimated_rows: int | None) -> int:
     return 0 if estimated_rows is not None and estimated_rows <= 4096 else default_workers()
 
 
+def require_writable(*paths: Path | None) -> None:
+    """Fail before any work when an output cannot be written."""
+    from hsafeat.io import OutputError, check_writable
+
+    for path in paths:
+        if path is not None:
+            try:
+                check_writable(path)
+            except OutputError as exc:
+                fail(str(exc), EXIT_USAGE)
+
+
+def run_with_progress(source, job):  # noqa: ANN001, ANN201
+    """Run job(progress=..., workers=...) under a progress bar; input and output errors met
+    mid-run become one line and exit 1."""
+    from hsafeat.io import InputError, OutputError, estimate_rows
+
+    estimated = estimate_rows(source)
+    with progress_bar() as bar:
+        bar.add_task("embed", total=estimated, rate="-")
+        try:
+            return job(progress=bar_updater(bar), estimated=estimated)
+        except (InputError, OutputError) as exc:
+            fail(str(exc))
+
+
 def open_source(input_path: str, smiles_column: str | None, id_column: str | None):  # noqa: ANN201
     from hsafeat.io import InputError, open_input
 
@@ -163,8 +189,6 @@ def embed(
     workers: WorkersOpt = None,
 ) -> None:
     """Embed molecules: one output row per input line, in input order; invalid SMILES are kept with valid=false and an error."""
-    from hsafeat.io import InputError, OutputError, check_writable, estimate_rows
-
     if layout not in ("list", "wide"):
         fail(f"--layout must be 'list' or 'wide', not '{layout}'", EXIT_USAGE)
     if output is None:
@@ -174,10 +198,7 @@ def embed(
         for suffix in (".gz", ".smi", ".smiles", ".csv", ".tsv", ".txt", ".parquet"):
             name = name.removesuffix(suffix)
         output = Path(input_path).with_name(name + ".parquet")
-    try:
-        check_writable(output)
-    except OutputError as exc:
-        fail(str(exc), EXIT_USAGE)
+    require_writable(output)
     source = open_source(input_path, smiles_column, id_column)
     embedder = make_embedder(weights, device, batch_size)  # usage errors above are reported before torch loads
     from hsafeat.pipeline import embed_file
@@ -187,14 +208,8 @@ def embed(
         unknown = [c for c in chosen if c not in embedder.dims]
         if unknown:
             fail(f"unknown --levels {', '.join(unknown)}; available: {', '.join(embedder.dims)}", EXIT_USAGE)
-    estimated = estimate_rows(source)
-    with progress_bar() as bar:
-        bar.add_task("embed", total=estimated, rate="-")
-        try:
-            summary = embed_file(source, output, embedder, chosen, layout, progress=bar_updater(bar),
-                                 workers=resolve_workers(workers, estimated))
-        except (InputError, OutputError) as exc:
-            fail(str(exc))
+    summary = run_with_progress(source, lambda progress, estimated: embed_file(
+        source, output, embedder, chosen, layout, progress=progress, workers=resolve_workers(workers, estimated)))
     typer.echo(summary.line(), err=True)
 
 
@@ -211,27 +226,14 @@ def inspect_gates_cmd(
     workers: WorkersOpt = None,
 ) -> None:
     """Show how the encoder routed each molecule: HAP gate per level, SAF expert weights per source."""
-    from hsafeat.io import InputError, OutputError, check_writable, estimate_rows
-
-    for path in (output, plot):
-        if path is not None:
-            try:
-                check_writable(path)
-            except OutputError as exc:
-                fail(str(exc), EXIT_USAGE)
+    require_writable(output, plot)
     source = open_source(input_path, smiles_column, id_column)
     embedder = make_embedder(weights, device, batch_size)
     from hsafeat.gates import render_table, save_plot
     from hsafeat.pipeline import inspect_gates
 
-    estimated = estimate_rows(source)
-    with progress_bar() as bar:
-        bar.add_task("embed", total=estimated, rate="-")
-        try:
-            summary, stats = inspect_gates(source, output, embedder, progress=bar_updater(bar),
-                                           workers=resolve_workers(workers, estimated))
-        except (InputError, OutputError) as exc:
-            fail(str(exc))
+    summary, stats = run_with_progress(source, lambda progress, estimated: inspect_gates(
+        source, output, embedder, progress=progress, workers=resolve_workers(workers, estimated)))
     render_table(stats, embedder.weights.name)
     if plot is not None:
         try:

@@ -44,22 +44,20 @@ class Embedded:
     expert_weights: np.ndarray           # n x n_sources x n_experts: mean sparse SAF weight per source
 
 
+def featurize_one(smiles: str, vocab: dict[str, int], max_atoms: int) -> tuple[MolGraph | None, str | None, str | None]:
+    """(graph, canonical SMILES, None) for a valid molecule, (None, None, reason) otherwise."""
+    parsed = parse_smiles(smiles, max_atoms)
+    if parsed.mol is None:
+        return None, None, parsed.error
+    try:
+        return mol_to_graph(parsed.mol, vocab), Chem.MolToSmiles(parsed.mol), None
+    except Exception as exc:  # noqa: BLE001 - one odd molecule must not stop a run
+        return None, None, f"featurization failed: {exc}"
+
+
 def featurize(smiles: list[str], vocab: dict[str, int], max_atoms: int) -> Featurized:
-    graphs: list[MolGraph | None] = []
-    canonical: list[str | None] = []
-    errors: list[str | None] = []
-    for s in smiles:
-        parsed = parse_smiles(s, max_atoms)
-        if parsed.mol is None:
-            graphs.append(None), canonical.append(None), errors.append(parsed.error)
-            continue
-        try:
-            graphs.append(mol_to_graph(parsed.mol, vocab))
-            canonical.append(Chem.MolToSmiles(parsed.mol))
-            errors.append(None)
-        except Exception as exc:  # noqa: BLE001 - one odd molecule must not stop a run
-            graphs.append(None), canonical.append(None), errors.append(f"featurization failed: {exc}")
-    return Featurized(graphs, canonical, errors)
+    results = [featurize_one(s, vocab, max_atoms) for s in smiles]
+    return Featurized([r[0] for r in results], [r[1] for r in results], [r[2] for r in results])
 
 
 class Embedder:
