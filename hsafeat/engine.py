@@ -1,8 +1,8 @@
 """Embedder: SMILES -> validated graphs -> batched encoder passes -> numpy arrays, row-aligned.
 
 Every input SMILES gets a result: valid rows carry embeddings, invalid rows carry the reason.
-Within a call molecules are grouped by size for padding efficiency and the original order is
-restored; a molecule's output does not depend on its batch neighbours."""
+Within a call molecules run in size-bucket batches (hsafeat.data.buckets) and the original order
+is restored; a molecule's output is byte-identical whatever its neighbours and the batch size."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +14,7 @@ from rdkit import Chem
 from hsafeat.chem.graph import MolGraph, mol_to_graph
 from hsafeat.chem.parse import parse_smiles
 from hsafeat.data.batch import collate
+from hsafeat.data.buckets import plan_batches
 from hsafeat.weights import LoadedWeights, load_weights
 
 
@@ -88,14 +89,17 @@ class Embedder:
         gates = np.full((n, c.n_levels, 2), np.nan, dtype=np.float32)
         experts = np.full((n, c.n_sources, c.n_experts), np.nan, dtype=np.float32)
         todo = np.flatnonzero(valid)
-        todo = todo[np.argsort([feats.graphs[i].n_atoms for i in todo], kind="stable")]  # type: ignore[union-attr]
-        for start in range(0, len(todo), self.batch_size):
-            idx = todo[start:start + self.batch_size]
-            batch = collate([feats.graphs[i] for i in idx]).to(self.device)  # type: ignore[misc]
+        graphs = [feats.graphs[i] for i in todo]
+        sizes = [(g.n_atoms, len(g.frag_ids)) for g in graphs]  # type: ignore[union-attr]
+        for plan in plan_batches([a for a, _ in sizes], [f for _, f in sizes], self.batch_size):
+            idx = todo[plan.members[:plan.n_real]]
+            members = [graphs[i] for i in plan.members]
+            batch = collate(members, plan.width, plan.frag_width).to(self.device)  # type: ignore[arg-type]
             result = self.model(batch)
+            keep = slice(0, plan.n_real)
             for name, value in result.embeddings().items():
-                out[name][idx] = value.float().cpu().numpy()
-            gates[idx] = torch.softmax(result.gate_logits, -1).cpu().numpy()
+                out[name][idx] = value[keep].float().cpu().numpy()
+            gates[idx] = torch.softmax(result.gate_logits[keep], -1).cpu().numpy()
             sparse = torch.zeros_like(result.router_logits).scatter(-1, result.expert_index, result.expert_weight)
-            experts[idx] = sparse.view(len(idx), c.n_sources, c.n_queries, -1).mean(2).cpu().numpy()
+            experts[idx] = sparse[keep].view(plan.n_real, c.n_sources, c.n_queries, -1).mean(2).cpu().numpy()
         return Embedded(feats.canonical, feats.errors, valid, out, gates, experts)

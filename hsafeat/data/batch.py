@@ -1,6 +1,8 @@
 """Collate MolGraphs into one GraphBatch. Padding and serialisation order live here, once:
-every node knows its slot in a dense B x L layout where L is the largest molecule of the batch
-and atoms sit in their canonical serialisation order."""
+every node knows its slot in a dense B x L layout where atoms sit in their canonical
+serialisation order. L (and the fragment width) is the largest molecule of the batch unless the
+caller fixes it: inference fixes both per size bucket so that a molecule's padded shapes, and so
+its arithmetic, never depend on its batch neighbours (see hsafeat.data.buckets)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -27,6 +29,8 @@ class GraphBatch:
     frag_ids: torch.Tensor     # F                    vocabulary id of each fragment
     frag_batch: torch.Tensor   # F                    graph of each fragment
     scaffold: torch.Tensor     # N bool               Bemis-Murcko framework atoms
+    width: int = 0             # L: atom positions per molecule in the dense layout
+    frag_width: int = 0        # fragment positions per molecule in the motif stream
 
     @property
     def n_graphs(self) -> int:
@@ -34,18 +38,24 @@ class GraphBatch:
 
     @property
     def max_atoms(self) -> int:
-        return int(self.n_atoms.max()) if self.n_graphs else 0
+        return self.width
 
     def to(self, device: torch.device | str) -> GraphBatch:
-        return GraphBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return GraphBatch(**{
+            f.name: value.to(device) if isinstance(value, torch.Tensor) else value
+            for f in fields(self) for value in [getattr(self, f.name)]
+        })
 
 
-def collate(graphs: list[MolGraph]) -> GraphBatch:
+def collate(graphs: list[MolGraph], width: int | None = None, frag_width: int | None = None) -> GraphBatch:
     n = np.asarray([g.n_atoms for g in graphs], dtype=np.int64)
     n_frags = np.asarray([len(g.frag_ids) for g in graphs], dtype=np.int64)
     node_offset = np.concatenate([[0], np.cumsum(n)[:-1]])
     frag_offset = np.concatenate([[0], np.cumsum(n_frags)[:-1]])
-    width = int(n.max()) if len(graphs) else 0
+    width = width if width is not None else (int(n.max()) if len(graphs) else 0)
+    frag_width = frag_width if frag_width is not None else (int(n_frags.max()) if len(graphs) else 0)
+    if len(graphs) and (n.max() > width or n_frags.max() > frag_width):
+        raise ValueError(f"a molecule does not fit the batch widths ({width} atoms, {frag_width} fragments)")
 
     slots, prox_rows, prox_cols = [], [], []
     for b, g in enumerate(graphs):
@@ -75,4 +85,6 @@ def collate(graphs: list[MolGraph]) -> GraphBatch:
         frag_ids=cat([g.frag_ids for g in graphs]),
         frag_batch=torch.from_numpy(np.repeat(np.arange(len(graphs)), n_frags)),
         scaffold=cat([g.scaffold for g in graphs], np.bool_),
+        width=width,
+        frag_width=frag_width,
     )

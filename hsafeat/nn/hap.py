@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from hsafeat.data.batch import GraphBatch
+from hsafeat.data.buckets import top_up
 from hsafeat.nn.attention import CrossAttentionProjector
 from hsafeat.nn.gate import ATTENTION, MAMBA, LevelGate, route
 from hsafeat.nn.graph_mamba import GraphMambaProjector
@@ -100,7 +101,7 @@ class HierarchicalAdaptiveProjector(nn.Module):
             chosen = row_weights.argmax(-1)
             for projector, run in ((ATTENTION, attention), (MAMBA, mamba)):
                 sel = (chosen == projector).nonzero().squeeze(-1)
-                if sel.numel():
-                    out = out.index_copy(0, sel, run(sel))
+                if sel.numel():  # topped up: a handful of rows would take other kernels (buckets.py)
+                    out = out.index_copy(0, sel, run(top_up(sel))[:sel.numel()])
         tokens = out.view(n_levels, n_graphs, k, d).transpose(0, 1)         # B x nl x K x d
         return HAPOutput(tokens=tokens, gate_logits=logits, gate_weights=weights)

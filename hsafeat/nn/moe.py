@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hsafeat.data.buckets import top_up
+
 
 @dataclass
 class FusionOutput:
@@ -50,10 +52,16 @@ class SourceAwareFusion(nn.Module):
         logits = self.router(router_in).float()                                      # B x T x N
         top_logits, index = logits.topk(self.top_k, dim=-1)                          # B x T x k
         weight = torch.softmax(top_logits, dim=-1)
-        # N is small (4) and tokens are few (28 per molecule): running every expert densely and
-        # gathering the chosen ones is simpler and faster than dispatching tokens.
-        hidden = F.gelu(torch.einsum("btd,ndh->btnh", t, self.w1) + self.b1)          # B x T x N x 2d
-        experts = torch.einsum("btnh,nho->btno", hidden, self.w2) + self.b2           # B x T x N x d_out
-        chosen = experts.gather(2, index[..., None].expand(-1, -1, -1, experts.shape[-1]))
-        fused = (chosen * weight[..., None].to(chosen.dtype)).sum(2)                 # B x T x d_out
+        # Each expert runs on the tokens that chose it (top_k / N of the dense work; measured:
+        # the dense form was ~40 % of inference time), contributions summed in expert order.
+        flat, flat_index, flat_weight = t.reshape(-1, t.shape[-1]), index.reshape(-1, self.top_k), weight.reshape(-1, self.top_k)
+        fused = flat.new_zeros(flat.shape[0], self.w2.shape[-1])
+        for e in range(self.w1.shape[0]):
+            token, slot = (flat_index == e).nonzero(as_tuple=True)
+            if not token.numel():
+                continue
+            hidden = F.gelu(torch.addmm(self.b1[e], flat[top_up(token)], self.w1[e]))
+            out = torch.addmm(self.b2[e], hidden, self.w2[e])[:token.numel()]
+            fused = fused.index_add(0, token, out * flat_weight[token, slot, None].to(out.dtype))
+        fused = fused.view(*t.shape[:-1], -1)                                         # B x T x d_out
         return FusionOutput(tokens=fused, router_logits=logits, expert_index=index, expert_weight=weight)

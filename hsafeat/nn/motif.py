@@ -22,6 +22,7 @@ class MotifStream(nn.Module):
         n_frags = batch.frag_ids.shape[0]
         pooled = scatter(h, batch.frag_index, dim=0, dim_size=n_frags, reduce="mean")   # F x d
         frags = self.fragment_embedding(batch.frag_ids) + pooled
-        dense, mask = to_dense_batch(frags, batch.frag_batch, batch_size=batch.n_graphs)  # B x Fmax x d
+        dense, mask = to_dense_batch(frags, batch.frag_batch, batch_size=batch.n_graphs,
+                                     max_num_nodes=batch.frag_width)                     # B x F x d
         queries = self.queries.expand(batch.n_graphs, -1, -1)
         return self.block(queries, dense, mask)

@@ -1,0 +1,79 @@
+"""Byte-identical embeddings on CPU: whatever the batch size, the neighbours, the input order or
+the thread count (the contract of hsafeat.data.buckets)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hsafeat.data.buckets import MIN_ROWS, atom_width, frag_width, plan_batches
+from hsafeat.engine import Embedded, Embedder
+
+DRUGS = [line.split()[0] for line in (Path(__file__).parents[1] / "data" / "drugs.smi").read_text().splitlines()]
+ODD = ["C", "[Na+].[Cl-]", "C[C@H](N)C(=O)O", "CC(C)" * 30, "c1ccccc1" * 1, "not a smiles", "[13CH4]"]
+
+
+def bits(result: Embedded, rows: list[int] | None = None) -> dict[str, np.ndarray]:
+    return {k: (v if rows is None else v[rows]).view(np.uint32) for k, v in result.embeddings.items()}
+
+
+def assert_identical(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    for k in a:
+        assert np.array_equal(a[k], b[k]), f"{k}: {int((a[k] != b[k]).any(1).sum())} rows differ"
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_weights: Path) -> Embedder:
+    return Embedder(str(tiny_weights))
+
+
+@pytest.fixture(scope="module")
+def smiles() -> list[str]:
+    return DRUGS * 3 + ODD
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 17, 1000])
+def test_batch_size_changes_no_bit(embedder: Embedder, smiles: list[str], batch_size: int) -> None:
+    embedder.batch_size = 256
+    reference = bits(embedder.embed(smiles))
+    embedder.batch_size = batch_size
+    assert_identical(reference, bits(embedder.embed(smiles)))
+    embedder.batch_size = 256
+
+
+def test_order_neighbours_and_threads_change_no_bit(embedder: Embedder, smiles: list[str]) -> None:
+    reference = embedder.embed(smiles)
+    perm = np.random.default_rng(0).permutation(len(smiles)).tolist()
+    assert_identical(bits(reference, perm), bits(embedder.embed([smiles[i] for i in perm])))
+    for i in (0, len(DRUGS) * 3, len(DRUGS) * 3 + 3):
+        assert_identical(bits(reference, [i]), bits(embedder.embed([smiles[i]])))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if threads > 1 else 2)
+        assert_identical(bits(reference), bits(embedder.embed(smiles)))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_shipped_weights_are_deterministic_too() -> None:
+    embedder = Embedder()
+    reference = embedder.embed(DRUGS)
+    embedder.batch_size = 3
+    assert_identical(bits(reference), bits(embedder.embed(DRUGS)))
+    assert_identical(bits(reference, [7]), bits(embedder.embed([DRUGS[7]])))
+
+
+def test_plan_batches_is_bucket_pure_and_complete() -> None:
+    rng = np.random.default_rng(1)
+    n_atoms, n_frags = rng.integers(1, 60, 500), rng.integers(1, 12, 500)
+    plans = plan_batches(n_atoms, n_frags, batch_size=32)
+    seen = np.concatenate([p.members[:p.n_real] for p in plans])
+    assert sorted(seen.tolist()) == list(range(500))
+    for p in plans:
+        assert len(p.members) >= MIN_ROWS and p.n_real <= 32
+        assert {atom_width(int(n)) for n in n_atoms[p.members]} == {p.width}
+        assert {frag_width(int(n)) for n in n_frags[p.members]} == {p.frag_width}
+        assert set(p.members[p.n_real:].tolist()) <= set(p.members[:p.n_real].tolist())
+    assert plan_batches(np.zeros(0), np.zeros(0), 8) == []
