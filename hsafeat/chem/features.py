@@ -58,6 +58,17 @@ def _index(values: list, value: object) -> int:
         return len(values)
 
 
+def _slots(values: list) -> dict:
+    return {v: i for i, v in enumerate(values)}
+
+
+# value -> category, for the hot loops (a dict lookup instead of list.index + try)
+_DEGREE, _CHARGE, _NUM_HS = _slots(DEGREES), _slots(CHARGES), _slots(NUM_HS)
+_HYBRIDIZATION, _RADICAL = _slots(HYBRIDIZATION), _slots(RADICALS)
+_BOND_TYPE, _BOND_STEREO = _slots(BOND_TYPES), _slots(BOND_STEREO)
+_CHIRAL_TAGS = (CT.CHI_TETRAHEDRAL_CW, CT.CHI_TETRAHEDRAL_CCW)
+
+
 def canonical_chirality(atom: Chem.Atom, ranks: np.ndarray) -> int:
     """The chirality category with CW/CCW taken relative to the neighbours sorted by canonical
     rank. RDKit's tag is relative to the order of the atom's bonds, which follows the SMILES
@@ -73,18 +84,21 @@ def canonical_chirality(atom: Chem.Atom, ranks: np.ndarray) -> int:
 
 
 def atom_features(mol: Chem.Mol, ranks: np.ndarray) -> np.ndarray:
-    """n_atoms x len(ATOM_FEATURES) int64 category indices (ranks: canonical atom ranks)."""
+    """n_atoms x len(ATOM_FEATURES) int64 category indices (ranks: canonical atom ranks).
+    Atoms are fetched by index: RDKit's Python-level atom sequence costs more than the features."""
     rows = []
-    for atom in mol.GetAtoms():
+    for i in range(mol.GetNumAtoms()):
+        atom = mol.GetAtomWithIdx(i)
         z = atom.GetAtomicNum()
+        tag = atom.GetChiralTag()
         rows.append((
             z if 0 <= z < N_ELEMENTS else ATOM_OTHER,
-            canonical_chirality(atom, ranks),
-            _index(DEGREES, atom.GetDegree()),
-            _index(CHARGES, atom.GetFormalCharge()),
-            _index(NUM_HS, atom.GetTotalNumHs()),
-            _index(HYBRIDIZATION, atom.GetHybridization()),
-            _index(RADICALS, atom.GetNumRadicalElectrons()),
+            canonical_chirality(atom, ranks) if tag in _CHIRAL_TAGS else (0 if tag == CT.CHI_UNSPECIFIED else len(CHIRALITY)),
+            _DEGREE.get(atom.GetDegree(), len(DEGREES)),
+            _CHARGE.get(atom.GetFormalCharge(), len(CHARGES)),
+            _NUM_HS.get(atom.GetTotalNumHs(), len(NUM_HS)),
+            _HYBRIDIZATION.get(atom.GetHybridization(), len(HYBRIDIZATION)),
+            _RADICAL.get(atom.GetNumRadicalElectrons(), len(RADICALS)),
             int(atom.GetIsAromatic()),
             int(atom.IsInRing()),
         ))
@@ -92,21 +106,21 @@ def atom_features(mol: Chem.Mol, ranks: np.ndarray) -> np.ndarray:
 
 
 def bond_features(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
-    """Directed edges: edge_index 2 x 2m and edge_attr 2m x len(BOND_FEATURES), both int64."""
-    src, dst, attrs = [], [], []
-    for bond in mol.GetBonds():
-        i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
-        attr = (
-            _index(BOND_TYPES, bond.GetBondType()),
+    """Directed edges: edge_index 2 x 2m and edge_attr 2m x len(BOND_FEATURES), both int64;
+    bond k gives edges 2k (begin -> end) and 2k + 1 (end -> begin)."""
+    ends, attrs = [], []
+    for k in range(mol.GetNumBonds()):
+        bond = mol.GetBondWithIdx(k)
+        ends.append((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
+        attrs.append((
+            _BOND_TYPE.get(bond.GetBondType(), BOND_OTHER),
             int(bond.GetIsConjugated()),
             int(bond.IsInRing()),
-            _index(BOND_STEREO, bond.GetStereo()),
-        )
-        src += [i, j]
-        dst += [j, i]
-        attrs += [attr, attr]
-    edge_index = np.asarray([src, dst], dtype=np.int64).reshape(2, -1)
-    edge_attr = np.asarray(attrs, dtype=np.int64).reshape(-1, len(BOND_FEATURES))
+            _BOND_STEREO.get(bond.GetStereo(), len(BOND_STEREO)),
+        ))
+    pairs = np.asarray(ends, dtype=np.int64).reshape(-1, 2)
+    edge_index = np.stack([pairs, pairs[:, ::-1]], axis=1).reshape(-1, 2).T.copy()    # 2 x 2m
+    edge_attr = np.repeat(np.asarray(attrs, dtype=np.int64).reshape(-1, len(BOND_FEATURES)), 2, axis=0)
     return edge_index, edge_attr
 
 
