@@ -18,7 +18,7 @@ def root() -> None:
     """Multi-level molecular embeddings from a frozen HSA-Net encoder."""
 
 
-EXIT_DATA, EXIT_USAGE = 1, 2
+EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def fail(message: str, code: int = EXIT_DATA) -> None:
@@ -59,7 +59,7 @@ def resolve_workers(workers: int | None, estimated_rows: int | None) -> int:
 
 def require_writable(*paths: Path | None) -> None:
     """Fail before any work when an output cannot be written."""
-    from hsafeat.io import OutputError, check_writable
+    from hsafeat.output import OutputError, check_writable
 
     for path in paths:
         if path is not None:
@@ -69,18 +69,28 @@ def require_writable(*paths: Path | None) -> None:
                 fail(str(exc), EXIT_USAGE)
 
 
-def run_with_progress(source, job):  # noqa: ANN001, ANN201
-    """Run job(progress=..., workers=...) under a progress bar; input and output errors met
-    mid-run become one line and exit 1."""
-    from hsafeat.io import InputError, OutputError, estimate_rows
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does: finished row groups are kept
+
+
+def run_with_progress(source, job, interrupted: str = "interrupted"):  # noqa: ANN001, ANN201
+    """Run job(progress=..., estimated=...) under a progress bar; input and output errors met
+    mid-run become one line and exit 1; Ctrl-C or SIGTERM print `interrupted` and exit 130."""
+    import signal
+
+    from hsafeat.io import InputError, estimate_rows
+    from hsafeat.output import OutputError
 
     estimated = estimate_rows(source)
+    signal.signal(signal.SIGTERM, _terminate)
     with progress_bar() as bar:
         bar.add_task("embed", total=estimated, rate="-")
         try:
             return job(progress=bar_updater(bar), estimated=estimated)
         except (InputError, OutputError) as exc:
             fail(str(exc))
+        except KeyboardInterrupt:
+            fail(interrupted, EXIT_INTERRUPTED)
 
 
 def open_source(input_path: str, smiles_column: str | None, id_column: str | None):  # noqa: ANN201
@@ -187,6 +197,8 @@ def embed(
     device: DeviceOpt = "cpu",
     weights: WeightsOpt = None,
     workers: WorkersOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command from its last complete row group.")] = False,
+    row_group_size: Annotated[int, typer.Option("--row-group-size", min=1, help="Rows per Parquet row group, the unit that --resume keeps.")] = 8192,
 ) -> None:
     """Embed molecules: one output row per input line, in input order; invalid SMILES are kept with valid=false and an error."""
     if layout not in ("list", "wide"):
@@ -209,7 +221,8 @@ def embed(
         if unknown:
             fail(f"unknown --levels {', '.join(unknown)}; available: {', '.join(embedder.dims)}", EXIT_USAGE)
     summary = run_with_progress(source, lambda progress, estimated: embed_file(
-        source, output, embedder, chosen, layout, progress=progress, workers=resolve_workers(workers, estimated)))
+        source, output, embedder, chosen, layout, progress=progress, workers=resolve_workers(workers, estimated),
+        resume=resume, row_group_size=row_group_size), interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
     typer.echo(summary.line(), err=True)
 
 

@@ -1,14 +1,12 @@
-"""Streaming molecule input (.smi/.csv/.tsv/.parquet, optionally gzipped, or stdin)
-and atomic, streaming Parquet output of embeddings."""
+"""Streaming molecule input (.smi/.csv/.tsv/.parquet, optionally gzipped, or stdin).
+The output side lives in hsafeat.output."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import gzip
 import hashlib
 import io
-import json
 import os
 import shutil
 import sys
@@ -18,14 +16,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-METADATA_KEY = b"hsafeat"
 FORMATS = ("smi", "csv", "tsv", "parquet")
 _GZIP_MAGIC = b"\x1f\x8b"
 _EXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
@@ -34,10 +29,6 @@ _ID_NAMES = ("id", "name", "mol_id", "compound_id")
 
 class InputError(Exception):
     """A problem with the input as a whole (missing file, bad column...). Message is one clear line."""
-
-
-class OutputError(Exception):
-    """The output cannot be written (bad directory, disk full...). Message is one clear line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,10 +217,14 @@ class InputSource:
         except (OSError, EOFError, zlib.error, csv.Error, pa.ArrowException) as e:
             raise InputError(f"error reading {self.name}: {e}") from None
 
-    def iter_chunks(self, size: int) -> Iterator[list[InputRow]]:
+    def iter_chunks(self, size: int, skip: int = 0) -> Iterator[list[InputRow]]:
+        """Chunks of up to size rows, after skipping the first skip rows (read and hashed, not
+        returned: a resumed run continues where the saved rows end)."""
         if size < 1:
             raise ValueError("chunk size must be >= 1")
         it = self.rows()
+        for _ in islice(it, skip):
+            pass
         while chunk := list(islice(it, size)):
             yield chunk
 
@@ -344,192 +339,13 @@ def _refuse_binary(path: str, gz: bool) -> None:
         )
 
 
-# ---------------------------------------------------------------------------------------- output
-
-
-def embedding_schema(dims: dict[str, int], layout: str = "list") -> pa.Schema:
-    """Output schema: base columns, then each embedding as fixed_size_list or D float32 columns."""
-    if layout not in ("list", "wide"):
-        raise ValueError(f"unknown layout '{layout}'; expected 'list' or 'wide'")
-    fields = [
-        pa.field("row_idx", pa.int64(), nullable=False),
-        pa.field("id", pa.string()),
-        pa.field("smiles", pa.string()),
-        pa.field("canonical_smiles", pa.string()),
-        pa.field("valid", pa.bool_(), nullable=False),
-        pa.field("error", pa.string()),
-    ]
-    for name, d in dims.items():
-        if d < 1:
-            raise ValueError(f"embedding '{name}' must have dimension >= 1, got {d}")
-        if layout == "list":
-            fields.append(pa.field(name, pa.list_(pa.float32(), d)))
-        else:
-            width = max(3, len(str(d - 1)))
-            fields.extend(
-                pa.field(f"{name}_{i:0{width}d}", pa.float32()) for i in range(d)
-            )
-    names = [f.name for f in fields]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate output column names in {names}")
-    return pa.schema(fields)
-
-
-def check_writable(path: str | Path) -> None:
-    """Raise OutputError unless `path` could be created/replaced by this process."""
-    p = Path(path)
-    if p.is_dir():
-        raise OutputError(f"output path is a directory: {p}")
-    parent = p.parent
-    if not parent.exists():
-        raise OutputError(f"output directory does not exist: {parent}")
-    if not parent.is_dir():
-        raise OutputError(f"output directory is not a directory: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory is not writable: {parent}")
-
-
-def read_hsafeat_metadata(path: str | Path) -> dict[str, Any]:
-    """The hsafeat JSON metadata of a file written by ParquetSink."""
-    return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
-
-
-def _schema_with_meta(schema: pa.Schema, meta: dict[str, Any]) -> pa.Schema:
-    return schema.with_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
-
-
-class ParquetSink:
-    """Streams chunks into a temporary Parquet file, renamed into place only by close()."""
-
-    def __init__(
-        self,
-        path: str | Path,
-        dims: dict[str, int],
-        metadata: dict[str, Any],
-        layout: str = "list",
-        row_group_size: int = 8192,
-    ) -> None:
-        check_writable(path)
-        self.path = Path(path)
-        self.dims, self.layout = dict(dims), layout
-        self.row_group_size = max(1, row_group_size)
-        self.rows_written = 0
-        self._meta = dict(metadata)
-        self._schema = _schema_with_meta(embedding_schema(dims, layout), self._meta)
-        self._tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.tmp"
-        self._buf: list[pa.RecordBatch] = []
-        self._buffered = 0
-        self._writer: pq.ParquetWriter | None = None
-        self._done = False
-        codec = "zstd" if pa.Codec.is_available("zstd") else "snappy"
-        try:  # dictionary-encode only the column that really repeats (error messages)
-            self._writer = pq.ParquetWriter(
-                self._tmp, self._schema, compression=codec, use_dictionary=["error"]
-            )
-        except OSError as e:
-            self._fail(e)
-
-    def _fail(self, e: OSError) -> None:
-        self.abort()
-        raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from e
-
-    def write(self, rows: dict[str, Any]) -> None:
-        """Append one chunk; embeddings of rows with valid=False are written as nulls."""
-        if self._done:
-            raise RuntimeError("ParquetSink is closed")
-        valid = np.asarray(rows["valid"], dtype=bool)
-        n = len(valid)
-        invalid = ~valid
-        arrays: list[pa.Array] = [
-            pa.array(np.asarray(rows["row_idx"], dtype=np.int64)),
-            pa.array(rows["id"], pa.string()),
-            pa.array(rows["smiles"], pa.string()),
-            pa.array(rows["canonical_smiles"], pa.string()),
-            pa.array(valid),
-            pa.array(rows["error"], pa.string()),
-        ]
-        for name, d in self.dims.items():
-            emb = np.ascontiguousarray(rows[name], dtype=np.float32)
-            if emb.shape != (n, d):
-                raise ValueError(
-                    f"embedding '{name}' has shape {emb.shape}, expected {(n, d)}"
-                )
-            if self.layout == "list":
-                arrays.append(
-                    pa.FixedSizeListArray.from_arrays(
-                        pa.array(emb.reshape(-1)), d, mask=pa.array(invalid)
-                    )
-                )
-            else:
-                # one transpose, then contiguous column slices
-                cols = np.ascontiguousarray(emb.T)
-                arrays.extend(pa.array(cols[i], mask=invalid) for i in range(d))
-        self._buf.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
-        self._buffered += n
-        if self._buffered >= self.row_group_size:
-            self._flush(final=False)
-
-    def _flush(self, final: bool) -> None:
-        """Write whole row groups (all buffered rows if final): writes never merge across calls."""
-        if not self._buf or self._writer is None:
-            return
-        table = pa.Table.from_batches(self._buf, self._schema)
-        take = len(table) if final else len(table) - len(table) % self.row_group_size
-        try:
-            self._writer.write_table(
-                table.slice(0, take), row_group_size=self.row_group_size
-            )
-        except OSError as e:
-            self._fail(e)
-        self.rows_written += take
-        self._buf = table.slice(take).to_batches()
-        self._buffered = len(table) - take
-
-    def close(self, extra_metadata: dict[str, Any] | None = None) -> None:
-        """Flush, store the final metadata and atomically move the file into place."""
-        if self._done:
-            return
-        meta = {**self._meta, **(extra_metadata or {})}
-        final = _schema_with_meta(self._schema, meta)
-        # The reader takes schema metadata from the serialized ARROW:schema written at open
-        # time, so replace that entry too; otherwise read_schema() would show stale metadata.
-        arrow_schema = base64.b64encode(final.serialize().to_pybytes())
-        try:
-            self._flush(final=True)
-            assert self._writer is not None
-            kv = {
-                METADATA_KEY: final.metadata[METADATA_KEY],
-                b"ARROW:schema": arrow_schema,
-            }
-            self._writer.add_key_value_metadata(kv)
-            self._writer.close()
-            # durable before the rename makes it visible
-            with open(self._tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(self._tmp, self.path)
-        except OSError as e:
-            self._fail(e)
-        self._done = True
-
-    def abort(self) -> None:
-        """Discard everything written; nothing appears at the destination."""
-        self._done = True
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except OSError:
-                pass  # already failing; the temp file is removed next anyway
-            self._writer = None
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file's raw bytes (the identity a resumed run must match)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def estimate_rows(source: InputSource) -> int | None:

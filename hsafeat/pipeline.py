@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 
 import hsafeat
 from hsafeat.engine import Embedded, Embedder
-from hsafeat.io import InputRow, InputSource, ParquetSink
+from hsafeat.io import InputError, InputRow, InputSource, file_sha256
+from hsafeat.output import ParquetSink
 from hsafeat.workers import featurized_chunks, share_cores
 
 SCHEMA_VERSION = "hsafeat-embeddings-1"
@@ -29,6 +30,7 @@ class RunSummary:
     n_valid: int
     seconds: float
     output: Path
+    resumed_rows: int = 0  # rows a resumed run found already done (not counted in the rate)
 
     @property
     def n_invalid(self) -> int:
@@ -36,10 +38,11 @@ class RunSummary:
 
     @property
     def rate(self) -> float:
-        return self.n_rows / self.seconds if self.seconds > 0 else float("nan")
+        return (self.n_rows - self.resumed_rows) / self.seconds if self.seconds > 0 else float("nan")
 
     def line(self) -> str:
-        return (f"{self.n_rows} molecules, {self.n_valid} valid, {self.n_invalid} invalid, "
+        resumed = f" (resumed after {self.resumed_rows})" if self.resumed_rows else ""
+        return (f"{self.n_rows} molecules{resumed}, {self.n_valid} valid, {self.n_invalid} invalid, "
                 f"{self.rate:.0f} mol/s -> {self.output}")
 
 
@@ -66,21 +69,42 @@ def _chunk_rows(chunk: list[InputRow], result: Embedded) -> dict:
     }
 
 
-def _featurized(source: InputSource, embedder: Embedder, chunk_size: int, workers: int):  # noqa: ANN202
+def _featurized(source: InputSource, embedder: Embedder, chunk_size: int, workers: int, skip: int = 0):  # noqa: ANN202
     w = embedder.weights
     share_cores(workers)
-    return featurized_chunks(source.iter_chunks(chunk_size), embedder.vocab, w.max_atoms, workers)
+    return featurized_chunks(source.iter_chunks(chunk_size, skip), embedder.vocab, w.max_atoms, workers)
+
+
+def run_key(source: InputSource, embedder: Embedder) -> dict | None:
+    """What a resumed run must share with the interrupted one (None for stdin: not resumable)."""
+    if source.path == "-":
+        return None
+    try:
+        digest = file_sha256(source.path)
+    except OSError as exc:
+        raise InputError(f"cannot read {source.name}: {exc.strerror or exc}") from None
+    return {"schema": SCHEMA_VERSION, "hsafeat": hsafeat.__version__, "input_sha256": digest,
+            "smiles_column": source.smiles_column, "id_column": source.id_column,
+            "weights_sha256": embedder.weights.sha256}
 
 
 def embed_file(
     source: InputSource, output: Path, embedder: Embedder, levels: list[str] | None = None, layout: str = "list",
-    chunk_size: int = 1024, progress: Progress | None = None, workers: int = 0,
+    chunk_size: int = 1024, progress: Progress | None = None, workers: int = 0, resume: bool = False,
+    row_group_size: int = 8192,
 ) -> RunSummary:
+    """Embed `source` into `output`. resume=True continues an interrupted run of the same input,
+    weights and options from its last complete row group (see hsafeat.output)."""
     dims = {k: v for k, v in embedder.dims.items() if levels is None or k in levels}
+    if resume and source.path == "-":
+        raise InputError("--resume needs an input file; stdin cannot be read again")
     start = time.perf_counter()
-    n_rows = n_valid = 0
-    with ParquetSink(output, dims, base_metadata(embedder, source, dims, layout), layout=layout) as sink:
-        for chunk, feats in _featurized(source, embedder, chunk_size, workers):
+    key = run_key(source, embedder)
+    with ParquetSink(output, dims, base_metadata(embedder, source, dims, layout), layout=layout,
+                     row_group_size=row_group_size, run_key=key, resume=resume) as sink:
+        resumed = n_rows = sink.rows_done
+        n_valid = sink.valid_done
+        for chunk, feats in _featurized(source, embedder, chunk_size, workers, skip=resumed):
             result = embedder.embed_featurized(feats)
             rows = _chunk_rows(chunk, result)
             rows.update({name: result.embeddings[name] for name in dims})
@@ -90,7 +114,7 @@ def embed_file(
             if progress:
                 progress(n_rows, n_valid)
         sink.close({"input_sha256": source.sha256(), "rows": {"total": n_rows, "valid": n_valid, "invalid": n_rows - n_valid}})
-    return RunSummary(n_rows, n_valid, time.perf_counter() - start, output)
+    return RunSummary(n_rows, n_valid, time.perf_counter() - start, output, resumed)
 
 
 def gate_source_names(n_levels: int) -> list[str]:

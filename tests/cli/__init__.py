@@ -108,4 +108,4 @@ def data_lines(path: Path) -> list[str]:
 
 
 def tmp_leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if "tmp" in p.name.lower())
+    return sorted(p.name for p in directory.iterdir() if "tmp" in p.name.lower() or p.name.endswith(".parts"))

@@ -255,14 +255,12 @@ def test_failed_run_leaves_no_output(tiny_weights: Path, tmp_path: Path, monkeyp
     import hsafeat.pipeline
 
     monkeypatch.setattr(hsafeat.pipeline, "embed_file", functools.partial(hsafeat.pipeline.embed_file, chunk_size=8))
-    monkeypatch.setattr(hsafeat.pipeline, "ParquetSink",
-                        functools.partial(hsafeat.pipeline.ParquetSink, row_group_size=8))
     lines = b"".join(b"C" * (1 + i % 3) + b"O m%d\n" % i for i in range(40))
     data = gzip.compress(lines, mtime=0)
     src = tmp_path / "cut.smi.gz"
     src.write_bytes(data[:-4])  # every line decodes; the gzip trailer is cut
     out = tmp_path / "out.parquet"
-    result = invoke(["embed", src, "-o", out], tiny_weights)
+    result = invoke(["embed", src, "-o", out, "--row-group-size", "8"], tiny_weights)
     assert_one_line_error(result, 1, "cut.smi.gz")
     assert not out.exists()
     assert tmp_leftovers(tmp_path) == []

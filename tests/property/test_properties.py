@@ -25,7 +25,8 @@ from rdkit import Chem
 
 from hsafeat import HSAFeaturizer
 from hsafeat.engine import Embedder
-from hsafeat.io import InputError, open_input, read_hsafeat_metadata
+from hsafeat.io import InputError, open_input
+from hsafeat.output import read_hsafeat_metadata
 from hsafeat.pipeline import embed_file
 from tests.cli import assert_ok, invoke, single_thread_torch  # noqa: F401 - autouse: torch threads = 1
 from tests.property import (

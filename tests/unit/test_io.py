@@ -15,16 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hsafeat.io import (
-    InputError,
-    InputRow,
-    OutputError,
-    ParquetSink,
-    check_writable,
-    embedding_schema,
-    open_input,
-    read_hsafeat_metadata,
-)
+from hsafeat.io import InputError, InputRow, open_input
+from hsafeat.output import OutputError, ParquetSink, check_writable, embedding_schema, read_hsafeat_metadata
 
 
 def _read(path: Path | str, **kw: object) -> list[tuple[int, str, str]]:
@@ -374,9 +366,9 @@ def test_sink_wide_layout_nulls(tmp_path: Path) -> None:
 
 def test_sink_abort_and_exception_leave_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out.parquet"
-    sink = ParquetSink(out, {"e": 2}, {})
+    sink = ParquetSink(out, {"e": 2}, {}, row_group_size=1)
     sink.write(_chunk(0, 2, {"e": 2}, set()))
-    assert any(n.endswith(".tmp") for n in os.listdir(tmp_path))
+    assert os.listdir(tmp_path) == [".out.parquet.parts"] and not out.exists()
     sink.abort()
     assert os.listdir(tmp_path) == []
     with pytest.raises(KeyError), ParquetSink(out, {"e": 2}, {}) as s2:
@@ -403,21 +395,57 @@ def test_sink_shape_mismatch(tmp_path: Path) -> None:
         sink.write(_chunk(0, 2, {"e": 3}, set()))
 
 
-def test_sink_oserror_becomes_output_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["row group", "merge"])
+def test_sink_oserror_becomes_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
     out = tmp_path / "out.parquet"
     sink = ParquetSink(out, {"e": 2}, {}, row_group_size=1)
 
-    class _Full:
-        def write_table(self, *a: object, **k: object) -> None:
-            raise OSError(28, "No space left on device")
+    def full(*a: object, **k: object) -> None:
+        raise OSError(28, "No space left on device")
 
-        def close(self) -> None:
-            pass
-
-    sink._writer = _Full()  # type: ignore[assignment]
-    with pytest.raises(OutputError, match="No space left on device"):
+    if when == "row group":
+        monkeypatch.setattr(pq, "write_table", full)
+        with pytest.raises(OutputError, match="No space left on device"):
+            sink.write(_chunk(0, 2, {"e": 2}, set()))
+    else:
         sink.write(_chunk(0, 2, {"e": 2}, set()))
+        monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+        with pytest.raises(OutputError, match="No space left on device"):
+            sink.close()
     assert os.listdir(tmp_path) == []
+
+
+def test_sink_resume_continues_after_recorded_parts(tmp_path: Path) -> None:
+    out, dims, key = tmp_path / "out.parquet", {"e": 3}, {"input": "x"}
+    with ParquetSink(out, dims, {"created_at": "first"}, row_group_size=4, run_key=key) as whole:
+        for start in range(0, 10, 2):
+            whole.write(_chunk(start, 2, dims, invalid={start + 1} if start == 4 else set()))
+    expected = pq.read_table(out)
+    out.unlink()
+
+    first = ParquetSink(out, dims, {"created_at": "first"}, row_group_size=4, run_key=key)
+    for start in range(0, 6, 2):
+        first.write(_chunk(start, 2, dims, invalid={start + 1} if start == 4 else set()))
+    first.suspend()  # as if killed: rows 4-5 were buffered, rows 0-3 are a recorded part
+    assert not out.exists()
+    with pytest.raises(OutputError, match="another input"):
+        ParquetSink(out, dims, {}, row_group_size=4, run_key={"input": "y"}, resume=True)
+    again = ParquetSink(out, dims, {"created_at": "second"}, row_group_size=4, run_key=key, resume=True)
+    assert (again.rows_done, again.valid_done) == (4, 4)
+    for start in range(4, 10, 2):
+        again.write(_chunk(start, 2, dims, invalid={start + 1} if start == 4 else set()))
+    again.close()
+    assert pq.read_table(out).equals(expected)
+    assert read_hsafeat_metadata(out)["created_at"] == "first"
+    assert os.listdir(tmp_path) == ["out.parquet"]
+
+
+def test_sink_refuses_a_live_concurrent_run(tmp_path: Path) -> None:
+    out = tmp_path / "out.parquet"
+    ParquetSink(out, {"e": 1}, {})
+    (tmp_path / ".out.parquet.parts" / "lock").write_text("1")  # pid 1 is alive
+    with pytest.raises(OutputError, match="pid 1"):
+        ParquetSink(out, {"e": 1}, {})
 
 
 def test_check_writable(tmp_path: Path) -> None:

@@ -1,0 +1,281 @@
+"""Parquet output of embeddings: the schema, and a sink that never leaves a half-written file
+at its destination and can resume an interrupted run.
+
+How the sink works: rows are buffered into row groups; every complete row group is written as a
+small Parquet file of its own in a hidden work directory beside the destination
+(`.NAME.parts/`) and recorded in its manifest. close() merges the parts into a temporary file,
+fsyncs it and renames it onto the destination, then removes the work directory. A run that is
+killed leaves the work directory and nothing at the destination; the same run started again with
+resume=True (same run key: input, weights, options) continues after the last recorded part, and
+the merged file is the one an uninterrupted run writes."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+METADATA_KEY = b"hsafeat"
+MANIFEST_VERSION = 1
+
+
+class OutputError(Exception):
+    """The output cannot be written (bad directory, disk full...). Message is one clear line."""
+
+
+def embedding_schema(dims: dict[str, int], layout: str = "list") -> pa.Schema:
+    """Output schema: base columns, then each embedding as fixed_size_list or D float32 columns."""
+    if layout not in ("list", "wide"):
+        raise ValueError(f"unknown layout '{layout}'; expected 'list' or 'wide'")
+    fields = [
+        pa.field("row_idx", pa.int64(), nullable=False),
+        pa.field("id", pa.string()),
+        pa.field("smiles", pa.string()),
+        pa.field("canonical_smiles", pa.string()),
+        pa.field("valid", pa.bool_(), nullable=False),
+        pa.field("error", pa.string()),
+    ]
+    for name, d in dims.items():
+        if d < 1:
+            raise ValueError(f"embedding '{name}' must have dimension >= 1, got {d}")
+        if layout == "list":
+            fields.append(pa.field(name, pa.list_(pa.float32(), d)))
+        else:
+            width = max(3, len(str(d - 1)))
+            fields.extend(pa.field(f"{name}_{i:0{width}d}", pa.float32()) for i in range(d))
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate output column names in {names}")
+    return pa.schema(fields)
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise OutputError unless `path` could be created/replaced by this process."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"output path is a directory: {p}")
+    parent = p.parent
+    if not parent.exists():
+        raise OutputError(f"output directory does not exist: {parent}")
+    if not parent.is_dir():
+        raise OutputError(f"output directory is not a directory: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory is not writable: {parent}")
+
+
+def read_hsafeat_metadata(path: str | Path) -> dict[str, Any]:
+    """The hsafeat JSON metadata of a file written by ParquetSink."""
+    return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
+
+
+def _schema_with_meta(schema: pa.Schema, meta: dict[str, Any]) -> pa.Schema:
+    return schema.with_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
+
+
+def work_dir(path: str | Path) -> Path:
+    """Where the parts of an unfinished run writing `path` are kept."""
+    p = Path(path)
+    return p.parent / f".{p.name}.parts"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, default=str))
+    os.replace(tmp, path)
+
+
+class ParquetSink:
+    """Streams chunks into `path` in resumable row groups (see the module docstring).
+
+    run_key identifies the run for resuming (None: not resumable); after construction,
+    rows_done / valid_done say how many rows a resumed run already has."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        dims: dict[str, int],
+        metadata: dict[str, Any],
+        layout: str = "list",
+        row_group_size: int = 8192,
+        run_key: dict[str, Any] | None = None,
+        resume: bool = False,
+    ) -> None:
+        check_writable(path)
+        self.path = Path(path)
+        self.dims, self.layout = dict(dims), layout
+        self.row_group_size = max(1, row_group_size)
+        self.work = work_dir(self.path)
+        self._key = {"manifest": MANIFEST_VERSION, "row_group_size": self.row_group_size, "layout": layout,
+                     "dims": self.dims, "run": run_key}
+        self._meta = dict(metadata)
+        self._buf: list[pa.RecordBatch] = []
+        self._buffered = 0
+        self._parts = 0
+        self.rows_done = self.valid_done = 0
+        self._done = False
+        self._codec = "zstd" if pa.Codec.is_available("zstd") else "snappy"
+        try:
+            self._start(resume and run_key is not None)
+        except OSError as e:
+            self._fail(e)
+        self._schema = _schema_with_meta(embedding_schema(dims, layout), self._meta)
+
+    # -------------------------------------------------------------------------- work directory
+
+    def _start(self, resume: bool) -> None:
+        lock = self.work / "lock"
+        if lock.exists():
+            with contextlib.suppress(ValueError, OSError):
+                pid = int(lock.read_text())
+                if pid != os.getpid() and _pid_alive(pid):
+                    raise OutputError(f"another hsafeat run (pid {pid}) is writing {self.path}")
+        manifest = self._manifest() if resume else None
+        if manifest is not None:
+            if manifest.get("key") != self._key:
+                raise OutputError(
+                    f"cannot resume {self.path}: the unfinished run used another input, weights or options "
+                    f"(run without --resume to start again)")
+            self._parts, self.rows_done, self.valid_done = manifest["parts"], manifest["rows"], manifest["valid"]
+            self._meta = manifest["metadata"]  # the first start's metadata (its created_at)
+            for stray in self.work.glob("part-*"):  # written after the last manifest update
+                if int(stray.name[5:11]) >= self._parts or not stray.name.endswith(".parquet"):
+                    stray.unlink()
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work.mkdir()
+            self._save_manifest()
+        lock.write_text(str(os.getpid()))
+
+    def _manifest(self) -> dict | None:
+        try:
+            return json.loads((self.work / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _save_manifest(self) -> None:
+        _write_json(self.work / "manifest.json", {
+            "key": self._key, "parts": self._parts, "rows": self.rows_done, "valid": self.valid_done,
+            "metadata": self._meta,
+        })
+
+    def _part(self, k: int) -> Path:
+        return self.work / f"part-{k:06d}.parquet"
+
+    def _fail(self, e: OSError) -> None:
+        self.abort()
+        raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from e
+
+    # ----------------------------------------------------------------------------------- rows
+
+    def write(self, rows: dict[str, Any]) -> None:
+        """Append one chunk; embeddings of rows with valid=False are written as nulls."""
+        if self._done:
+            raise RuntimeError("ParquetSink is closed")
+        valid = np.asarray(rows["valid"], dtype=bool)
+        n = len(valid)
+        invalid = ~valid
+        arrays: list[pa.Array] = [
+            pa.array(np.asarray(rows["row_idx"], dtype=np.int64)),
+            pa.array(rows["id"], pa.string()),
+            pa.array(rows["smiles"], pa.string()),
+            pa.array(rows["canonical_smiles"], pa.string()),
+            pa.array(valid),
+            pa.array(rows["error"], pa.string()),
+        ]
+        for name, d in self.dims.items():
+            emb = np.ascontiguousarray(rows[name], dtype=np.float32)
+            if emb.shape != (n, d):
+                raise ValueError(f"embedding '{name}' has shape {emb.shape}, expected {(n, d)}")
+            if self.layout == "list":
+                arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), d, mask=pa.array(invalid)))
+            else:
+                cols = np.ascontiguousarray(emb.T)  # one transpose, then contiguous column slices
+                arrays.extend(pa.array(cols[i], mask=invalid) for i in range(d))
+        self._buf.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+        self._buffered += n
+        if self._buffered >= self.row_group_size:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Write every complete row group (and the remainder if final) as a recorded part."""
+        if not self._buf:
+            return
+        table = pa.Table.from_batches(self._buf, self._schema)
+        start = 0
+        try:
+            while len(table) - start >= self.row_group_size or (final and start < len(table)):
+                group = table.slice(start, self.row_group_size)
+                tmp = self._part(self._parts).with_suffix(".tmp")
+                pq.write_table(group, tmp, row_group_size=self.row_group_size, compression=self._codec,
+                               use_dictionary=["error"])
+                os.replace(tmp, self._part(self._parts))
+                self._parts += 1
+                self.rows_done += len(group)
+                self.valid_done += int(np.count_nonzero(group.column("valid").to_numpy()))
+                self._save_manifest()
+                start += len(group)
+        except OSError as e:
+            self._fail(e)
+        self._buf = table.slice(start).to_batches()
+        self._buffered = len(table) - start
+
+    # ------------------------------------------------------------------------------ endings
+
+    def close(self, extra_metadata: dict[str, Any] | None = None) -> None:
+        """Write the last rows, merge the parts with the final metadata into the destination
+        (temporary file, fsync, atomic rename) and remove the work directory."""
+        if self._done:
+            return
+        final = _schema_with_meta(self._schema, {**self._meta, **(extra_metadata or {})})
+        tmp = self.work / "merged.tmp"
+        try:
+            self._flush(final=True)
+            with pq.ParquetWriter(tmp, final, compression=self._codec, use_dictionary=["error"]) as writer:
+                for k in range(self._parts):
+                    part = pq.read_table(self._part(k))
+                    writer.write_table(part, row_group_size=self.row_group_size)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as e:
+            self._fail(e)
+        shutil.rmtree(self.work, ignore_errors=True)
+        self._done = True
+
+    def suspend(self) -> None:
+        """Stop, keeping the recorded parts for a resumed run (interrupted runs)."""
+        self._done = True
+        with contextlib.suppress(OSError):
+            (self.work / "lock").unlink()
+
+    def abort(self) -> None:
+        """Discard everything written; nothing appears at the destination."""
+        self._done = True
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.suspend()
+        else:
+            self.abort()
