@@ -199,6 +199,9 @@ def embed(
     workers: WorkersOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command from its last complete row group.")] = False,
     row_group_size: Annotated[int, typer.Option("--row-group-size", min=1, help="Rows per Parquet row group, the unit that --resume keeps.")] = 8192,
+    engine: Annotated[str, typer.Option("--engine", help="local, or ray: embed on a Ray cluster (pip install 'hsafeat[ray]').")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray).")] = None,
+    actors: Annotated[int | None, typer.Option("--actors", min=1, help="Ray engine: encoder actors (default: one per CPU, or per GPU with --device cuda).")] = None,
 ) -> None:
     """Embed molecules: one output row per input line, in input order; invalid SMILES are kept with valid=false and an error."""
     if layout not in ("list", "wide"):
@@ -210,8 +213,15 @@ def embed(
         for suffix in (".gz", ".smi", ".smiles", ".csv", ".tsv", ".txt", ".parquet"):
             name = name.removesuffix(suffix)
         output = Path(input_path).with_name(name + ".parquet")
+    if engine not in ("local", "ray"):
+        fail(f"--engine must be 'local' or 'ray', not '{engine}'", EXIT_USAGE)
     require_writable(output)
     source = open_source(input_path, smiles_column, id_column)
+    if engine == "ray":
+        if input_path == "-":
+            fail("--engine ray needs an input file, not stdin", EXIT_USAGE)
+        embed_on_ray(source, output, weights, levels, layout, batch_size, device, actors, ray_address, resume, row_group_size)
+        return
     embedder = make_embedder(weights, device, batch_size)  # usage errors above are reported before torch loads
     from hsafeat.pipeline import embed_file
 
@@ -223,6 +233,26 @@ def embed(
     summary = run_with_progress(source, lambda progress, estimated: embed_file(
         source, output, embedder, chosen, layout, progress=progress, workers=resolve_workers(workers, estimated),
         resume=resume, row_group_size=row_group_size), interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
+    typer.echo(summary.line(), err=True)
+
+
+def embed_on_ray(source, output: Path, weights: str | None, levels: str | None, layout: str, batch_size: int,  # noqa: ANN001
+                 device: str, actors: int | None, address: str | None, resume: bool, row_group_size: int) -> None:
+    try:
+        from hsafeat.distributed import embed_file_ray, require_ray
+
+        require_ray()
+    except ImportError as exc:
+        fail(str(exc), EXIT_USAGE)
+    embedder = make_embedder(weights, "cpu", batch_size)  # checks weights and --levels before Ray starts
+    chosen = [c.strip() for c in levels.split(",") if c.strip()] if levels else None
+    unknown = [c for c in chosen or [] if c not in embedder.dims]
+    if unknown:
+        fail(f"unknown --levels {', '.join(unknown)}; available: {', '.join(embedder.dims)}", EXIT_USAGE)
+    num_gpus = 1 if device.startswith("cuda") else 0
+    summary = run_with_progress(source, lambda progress, estimated: embed_file_ray(
+        source, output, weights, chosen, layout, batch_size, actors, num_gpus, address, resume, row_group_size,
+        progress=progress), interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
     typer.echo(summary.line(), err=True)
 
 

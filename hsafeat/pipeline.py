@@ -46,7 +46,8 @@ class RunSummary:
                 f"{self.rate:.0f} mol/s -> {self.output}")
 
 
-def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int], layout: str) -> dict:
+def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int], layout: str,
+                  engine: str = "local", device: str | None = None) -> dict:
     import rdkit
     import torch
 
@@ -54,7 +55,7 @@ def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int],
     return {
         "hsafeat": hsafeat.__version__, "schema": SCHEMA_VERSION, "rdkit": rdkit.__version__,
         "torch": torch.__version__, "weights": {"name": w.name, "sha256": w.sha256},
-        "columns": dims, "layout": layout, "dtype": "float32", "device": str(embedder.device),
+        "columns": dims, "layout": layout, "dtype": "float32", "engine": engine, "device": device or str(embedder.device),
         "pooling": {"fused": "concat(mean, max) over the 28 SAF tokens",
                     "level_i": "mean of level i's 4 tokens after SAF", "motif": "mean of the 4 motif tokens after SAF"},
         "max_atoms": w.max_atoms, "input": source.name,
