@@ -5,6 +5,8 @@ Within a call molecules run in size-bucket batches (hsafeat.data.buckets) and th
 is restored; a molecule's output is byte-identical whatever its neighbours and the batch size."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +18,24 @@ from hsafeat.chem.parse import parse_smiles
 from hsafeat.data.batch import collate
 from hsafeat.data.buckets import plan_batches
 from hsafeat.weights import LoadedWeights, load_weights
+
+
+def _libc_malloc_trim():  # noqa: ANN202
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS. Batches of ever-different shapes fragment
+    glibc's heap: measured, a process embedding 25,000 molecules grew from 0.5 to 1.0 GB and kept
+    growing; trimming after each call holds it at 0.5 GB and costs about a millisecond."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -102,4 +122,5 @@ class Embedder:
             gates[idx] = torch.softmax(result.gate_logits[keep], -1).cpu().numpy()
             sparse = torch.zeros_like(result.router_logits).scatter(-1, result.expert_index, result.expert_weight)
             experts[idx] = sparse[keep].view(plan.n_real, c.n_sources, c.n_queries, -1).mean(2).cpu().numpy()
+        release_free_memory()
         return Embedded(feats.canonical, feats.errors, valid, out, gates, experts)

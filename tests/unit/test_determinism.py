@@ -77,3 +77,16 @@ def test_plan_batches_is_bucket_pure_and_complete() -> None:
         assert {frag_width(int(n)) for n in n_frags[p.members]} == {p.frag_width}
         assert set(p.members[p.n_real:].tolist()) <= set(p.members[:p.n_real].tolist())
     assert plan_batches(np.zeros(0), np.zeros(0), 8) == []
+
+
+GPU_TOLERANCE = 1e-4  # documented in README (GPU): expected, not yet measured on a GPU here
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_embeddings_within_documented_tolerance_of_cpu() -> None:
+    cpu = Embedder(device="cpu").embed(DRUGS + ODD)
+    gpu = Embedder(device="cuda").embed(DRUGS + ODD)
+    assert np.array_equal(cpu.valid, gpu.valid)
+    for k, v in cpu.embeddings.items():
+        np.testing.assert_allclose(gpu.embeddings[k][cpu.valid], v[cpu.valid], atol=GPU_TOLERANCE, err_msg=k)
