@@ -247,7 +247,7 @@ def dataset_features(smiles: list[str], names: Sequence[str], columns: dict[str,
 
 
 def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
-                  heads: Sequence[str] = HEADS, weights: str | None = None, device: str = "cpu", batch_size: int = 256,
+                  heads: Sequence[str] = HEADS, weights: str | None = None, device: str = "cpu", batch_size: int = 128,
                   n_jobs: int = 2, embedder: Any = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Score every featurizer with every head on every dataset and split seed; return JSON-able results.
 

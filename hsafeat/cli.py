@@ -117,7 +117,7 @@ SmilesColumn = Annotated[str | None, typer.Option("--smiles-column", help="CSV/T
 IdColumn = Annotated[str | None, typer.Option("--id-column", help="Column holding molecule ids (default: id/name if present, else the row index).")]
 WeightsOpt = Annotated[str | None, typer.Option("--weights", help="Bundled weights name or a weights directory (default: the shipped model, or $HSAFEAT_WEIGHTS).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Molecules per encoder pass.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Molecules per encoder pass (128 keeps peak memory under 1 GB; larger is not faster on CPU).")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", min=0, help="Featurization processes (default: cores - 1; 0 = in the main process).")]
 
 
@@ -193,7 +193,7 @@ def embed(
     id_column: IdColumn = None,
     levels: Annotated[str | None, typer.Option("--levels", help="Comma-separated columns to write, e.g. fused,level_5,motif (default: all).")] = None,
     layout: Annotated[str, typer.Option("--layout", help="list: one fixed_size_list<float32> column per embedding; wide: one float column per dimension.")] = "list",
-    batch_size: BatchOpt = 256,
+    batch_size: BatchOpt = 128,
     device: DeviceOpt = "cpu",
     weights: WeightsOpt = None,
     workers: WorkersOpt = None,
@@ -263,7 +263,7 @@ def inspect_gates_cmd(
     plot: Annotated[Path | None, typer.Option("--plot", help="PNG of the per-level share routed to Graph-Mamba (needs matplotlib).")] = None,
     smiles_column: SmilesColumn = None,
     id_column: IdColumn = None,
-    batch_size: BatchOpt = 256,
+    batch_size: BatchOpt = 128,
     device: DeviceOpt = "cpu",
     weights: WeightsOpt = None,
     workers: WorkersOpt = None,
@@ -296,7 +296,7 @@ def benchmark(
     baselines: Annotated[str, typer.Option("--baselines", help="Comma-separated: ecfp, ecfp+desc; or none.")] = "ecfp,ecfp+desc",
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for benchmark.md, benchmark.json and benchmark.png.")] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Random-forest processes.")] = 2,
-    batch_size: BatchOpt = 256,
+    batch_size: BatchOpt = 128,
     device: DeviceOpt = "cpu",
     weights: WeightsOpt = None,
 ) -> None:

@@ -64,7 +64,7 @@ class EmbedActor:
 
 def embed_dataset(
     ds: Any, smiles_column: str = "smiles", weights: str | None = None, levels: list[str] | None = None,
-    batch_size: int = 256, actors: int | None = None, num_gpus: float = 0, device: str = "auto",
+    batch_size: int = 128, actors: int | None = None, num_gpus: float = 0, device: str = "auto",
 ) -> Any:
     """Append hsafeat's columns to a Ray Dataset (lazy, like every Ray Data transform).
     actors: pool size (default: one per CPU, or per GPU when num_gpus > 0)."""
@@ -92,7 +92,7 @@ def _rows(table: pa.Table, dims: dict[str, int]) -> dict[str, Any]:
 
 def embed_file_ray(
     source: InputSource, output: Path, weights: str | None, levels: list[str] | None = None, layout: str = "list",
-    batch_size: int = 256, actors: int | None = None, num_gpus: float = 0, address: str | None = None,
+    batch_size: int = 128, actors: int | None = None, num_gpus: float = 0, address: str | None = None,
     resume: bool = False, row_group_size: int = 8192, chunk_size: int = 1024, progress: Any = None,
 ):  # noqa: ANN201 - returns pipeline.RunSummary
     """`hsafeat embed --engine ray`: see the module docstring."""

@@ -82,7 +82,7 @@ def featurize(smiles: list[str], vocab: dict[str, int], max_atoms: int) -> Featu
 
 
 class Embedder:
-    def __init__(self, weights: str | LoadedWeights | None = None, device: str = "cpu", batch_size: int = 256) -> None:
+    def __init__(self, weights: str | LoadedWeights | None = None, device: str = "cpu", batch_size: int = 128) -> None:
         self.device = resolve_device(device)
         self.weights = weights if isinstance(weights, LoadedWeights) else load_weights(weights, self.device)
         self.weights.model.to(self.device)
@@ -122,5 +122,6 @@ class Embedder:
             gates[idx] = torch.softmax(result.gate_logits[keep], -1).cpu().numpy()
             sparse = torch.zeros_like(result.router_logits).scatter(-1, result.expert_index, result.expert_weight)
             experts[idx] = sparse[keep].view(plan.n_real, c.n_sources, c.n_queries, -1).mean(2).cpu().numpy()
-        release_free_memory()
+            del batch, result, sparse
+            release_free_memory()
         return Embedded(feats.canonical, feats.errors, valid, out, gates, experts)

@@ -23,7 +23,7 @@ class InvalidSmilesError(ValueError):
 class HSAFeaturizer(TransformerMixin, BaseEstimator):
     def __init__(
         self, columns: Sequence[str] = ("fused",), weights: str | None = None, device: str = "cpu",
-        batch_size: int = 256, on_invalid: str = "raise",
+        batch_size: int = 128, on_invalid: str = "raise",
     ) -> None:
         self.columns = columns
         self.weights = weights
