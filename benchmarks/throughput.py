@@ -31,22 +31,15 @@ def read(path: str, n: int) -> list[str]:
     return lines[:n]
 
 
+from peak_rss import tree  # noqa: E402 - benchmarks/ is the script's own folder
+
+
 def peak_rss_mib(cmd: list[str]) -> dict[int, float]:
     """Run cmd once; the peak RSS (VmHWM) of it and each of its child processes, sampled from /proc
     every 0.2 s. (getrusage(RUSAGE_CHILDREN) would report this script's own size: a forked child
     counts the parent's pages until it execs.)"""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peaks: dict[int, float] = {}
-
-    def tree(pid: int) -> list[int]:
-        found = [pid]
-        try:
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as f:
-                    found += [q for c in f.read().split() for q in tree(int(c))]
-        except OSError:
-            pass
-        return found
 
     while proc.poll() is None:
         for pid in tree(proc.pid):

@@ -339,15 +339,6 @@ def _refuse_binary(path: str, gz: bool) -> None:
         )
 
 
-def file_sha256(path: str) -> str:
-    """Hex SHA-256 of a file's raw bytes (the identity a resumed run must match)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def estimate_rows(source: InputSource) -> int | None:
     """A quick upper estimate of the row count for progress bars (None for stdin): parquet row
     count, else the number of lines (header and comments included)."""

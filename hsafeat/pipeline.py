@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 
 import hsafeat
 from hsafeat.engine import Embedded, Embedder
-from hsafeat.io import InputError, InputRow, InputSource, file_sha256
+from hsafeat.io import InputError, InputRow, InputSource
 from hsafeat.output import ParquetSink
+from hsafeat.weights import sha256_file
 from hsafeat.workers import featurized_chunks, share_cores
 
 SCHEMA_VERSION = "hsafeat-embeddings-1"
@@ -81,7 +82,7 @@ def run_key(source: InputSource, embedder: Embedder) -> dict | None:
     if source.path == "-":
         return None
     try:
-        digest = file_sha256(source.path)
+        digest = sha256_file(Path(source.path))
     except OSError as exc:
         raise InputError(f"cannot read {source.name}: {exc.strerror or exc}") from None
     return {"schema": SCHEMA_VERSION, "hsafeat": hsafeat.__version__, "input_sha256": digest,
