@@ -49,7 +49,7 @@ def bar_updater(bar):  # noqa: ANN001, ANN201
 
 def resolve_workers(workers: int | None, estimated_rows: int | None) -> int:
     """Explicit --workers wins; by default small inputs skip the process pool (its start-up costs
-    more than it saves) and large ones use cores - 1 workers."""
+    more than it saves) and large ones give half the cores to workers."""
     from hsafeat.workers import default_workers
 
     if workers is not None:
@@ -118,7 +118,7 @@ IdColumn = Annotated[str | None, typer.Option("--id-column", help="Column holdin
 WeightsOpt = Annotated[str | None, typer.Option("--weights", help="Bundled weights name or a weights directory (default: the shipped model, or $HSAFEAT_WEIGHTS).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Molecules per encoder pass (128 keeps peak memory under 1 GB; larger is not faster on CPU).")]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", min=0, help="Featurization processes (default: cores - 1; 0 = in the main process).")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=0, help="Featurization processes (default: half the cores; 0 = in the main process).")]
 
 
 @app.command()

@@ -31,8 +31,10 @@ def _featurize(smiles: list[str]) -> Featurized:
 
 
 def default_workers() -> int:
-    """Leave one core to the encoder: 1 worker on 2 cores, 63 on 64."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """Half the cores featurize, the other half run torch: per molecule the graph build and the
+    encoder cost about the same single-core time (measured on 2 cores: 1.4 ms and 1.5 ms), so an
+    even split balances the two stages. 1 worker on 2 cores, 32 on 64 (not measured beyond 2)."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def share_cores(workers: int) -> None:
