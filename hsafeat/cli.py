@@ -69,6 +69,15 @@ def require_writable(*paths: Path | None) -> None:
                 fail(str(exc), EXIT_USAGE)
 
 
+def chosen_levels(levels: str | None, available: dict[str, int]) -> list[str] | None:
+    """--levels as a list (None: all columns); unknown names are a usage error."""
+    chosen = [c.strip() for c in levels.split(",") if c.strip()] if levels else None
+    unknown = [c for c in chosen or [] if c not in available]
+    if unknown:
+        fail(f"unknown --levels {', '.join(unknown)}; available: {', '.join(available)}", EXIT_USAGE)
+    return chosen
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does: finished row groups are kept
 
@@ -225,11 +234,7 @@ def embed(
     embedder = make_embedder(weights, device, batch_size)  # usage errors above are reported before torch loads
     from hsafeat.pipeline import embed_file
 
-    chosen = [c.strip() for c in levels.split(",") if c.strip()] if levels else None
-    if chosen:
-        unknown = [c for c in chosen if c not in embedder.dims]
-        if unknown:
-            fail(f"unknown --levels {', '.join(unknown)}; available: {', '.join(embedder.dims)}", EXIT_USAGE)
+    chosen = chosen_levels(levels, embedder.dims)
     summary = run_with_progress(source, lambda progress, estimated: embed_file(
         source, output, embedder, chosen, layout, progress=progress, workers=resolve_workers(workers, estimated),
         resume=resume, row_group_size=row_group_size), interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
@@ -245,10 +250,7 @@ def embed_on_ray(source, output: Path, weights: str | None, levels: str | None, 
     except ImportError as exc:
         fail(str(exc), EXIT_USAGE)
     embedder = make_embedder(weights, "cpu", batch_size)  # checks weights and --levels before Ray starts
-    chosen = [c.strip() for c in levels.split(",") if c.strip()] if levels else None
-    unknown = [c for c in chosen or [] if c not in embedder.dims]
-    if unknown:
-        fail(f"unknown --levels {', '.join(unknown)}; available: {', '.join(embedder.dims)}", EXIT_USAGE)
+    chosen = chosen_levels(levels, embedder.dims)
     num_gpus = 1 if device.startswith("cuda") else 0
     summary = run_with_progress(source, lambda progress, estimated: embed_file_ray(
         source, output, weights, chosen, layout, batch_size, actors, num_gpus, address, resume, row_group_size,
