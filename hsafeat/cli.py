@@ -138,8 +138,15 @@ def pretrain(
     n_molecules: Annotated[int | None, typer.Option(help="Seeded random subset of the corpus (default: all).")] = None,
     steps_a: Annotated[int, typer.Option(help="Stage A steps (GNN, masked attributes).")] = 2000,
     steps_b: Annotated[int, typer.Option(help="Stage B steps (HAP, motif, SAF).")] = 1000,
+    steps_c: Annotated[int, typer.Option(help="Stage C steps (everything, end to end; v2 recipe).")] = 0,
     batch_size: Annotated[int, typer.Option()] = 128,
     lr: Annotated[float, typer.Option()] = 1e-3,
+    lr_c: Annotated[float, typer.Option(help="Stage C learning rate (the backbone gets it times --backbone-lr-scale).")] = 3e-4,
+    backbone_lr_scale: Annotated[float, typer.Option()] = 0.3,
+    freeze_backbone_c: Annotated[bool, typer.Option(help="Stage C with the GNN frozen (ablation).")] = False,
+    w_contrast: Annotated[float, typer.Option(help="Weight of the two-view contrastive term (0: one view, no contrast).")] = 0.5,
+    targets: Annotated[str, typer.Option(help="Target set: v1 (ECFP4 bits, 32 descriptors) or v2 (Morgan r1-3 bits, r2 counts, all RDKit descriptors).")] = "v1",
+    init_from: Annotated[str | None, typer.Option(help="Start from these released weights (name or directory); keeps their sizes and vocabulary.")] = None,
     d_model: Annotated[int, typer.Option(help="GNN and token width.")] = 128,
     d_out: Annotated[int, typer.Option(help="SAF output width.")] = 128,
     scaffold_router: Annotated[bool, typer.Option(help="H-MoE scaffold-aware routing.")] = True,
@@ -148,26 +155,34 @@ def pretrain(
     threads: Annotated[int, typer.Option(help="torch threads (1 avoids thrashing when the machine is shared).")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --workdir.")] = False,
 ) -> None:
-    """Pretrain HSA-Net (stage A: GNN; stage B: HAP + motif + SAF) and write a new weights directory."""
+    """Pretrain HSA-Net (stage A: GNN; stage B: HAP + motif + SAF; stage C: end to end) and write a new weights directory."""
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from hsafeat.pretrain.loop import TrainConfig
     from hsafeat.pretrain.run import pretrain as run_pretrain
+    from hsafeat.weights import WeightsError
 
     torch.set_num_threads(threads)
     if not corpus.is_file():
         fail(f"corpus not found: {corpus}", 2)
     if (out / "model.safetensors").exists():
         fail(f"{out} already holds weights; releases are immutable, choose a new name", 2)
-    train = TrainConfig(steps_a=steps_a, steps_b=steps_b, batch_size=batch_size, lr=lr, seed=seed)
+    if targets not in ("v1", "v2"):
+        fail(f"--targets must be v1 or v2, not {targets!r}", 2)
+    train = TrainConfig(steps_a=steps_a, steps_b=steps_b, steps_c=steps_c, batch_size=batch_size, lr=lr, lr_c=lr_c,
+                        backbone_lr_scale=backbone_lr_scale, freeze_backbone_c=freeze_backbone_c,
+                        w_contrast=w_contrast, seed=seed)
     log_path = workdir / "train.log"
     workdir.mkdir(parents=True, exist_ok=True)
     # The exact command, rebuilt from the parsed values so it is complete and rerunnable.
     command = shlex.join([
         "hsafeat", "pretrain", "--out", str(out), "--corpus", str(corpus), "--workdir", str(workdir),
         *(["--n-molecules", str(n_molecules)] if n_molecules else []), "--steps-a", str(steps_a),
-        "--steps-b", str(steps_b), "--batch-size", str(batch_size), "--lr", str(lr), "--d-model", str(d_model),
+        "--steps-b", str(steps_b), "--steps-c", str(steps_c), "--batch-size", str(batch_size), "--lr", str(lr),
+        "--lr-c", str(lr_c), "--backbone-lr-scale", str(backbone_lr_scale),
+        *(["--freeze-backbone-c"] if freeze_backbone_c else []), "--w-contrast", str(w_contrast),
+        "--targets", targets, *(["--init-from", init_from] if init_from else []), "--d-model", str(d_model),
         "--d-out", str(d_out), "--scaffold-router" if scaffold_router else "--no-scaffold-router",
         "--vocab-size", str(vocab_size), "--seed", str(seed), "--threads", str(threads),
     ])
@@ -189,8 +204,12 @@ def pretrain(
                 with open(log_path, "a") as f:
                     f.write(f"{record}\n")
 
-        digest = run_pretrain(corpus, out, workdir, n_molecules, {"d_model": d_model, "d_out": d_out,
-                              "scaffold_router": scaffold_router}, train, vocab_size, resume, command, progress, log)
+        try:
+            digest = run_pretrain(corpus, out, workdir, n_molecules, {"d_model": d_model, "d_out": d_out,
+                                  "scaffold_router": scaffold_router}, train, vocab_size, resume, command, progress, log,
+                                  targets=targets, init_from=init_from)
+        except (ValueError, WeightsError) as err:
+            fail(str(err), 2)
     typer.echo(f"wrote {out} (sha256 {digest})")
 
 

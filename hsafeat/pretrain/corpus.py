@@ -1,13 +1,19 @@
 """Corpus preparation: SMILES -> MolGraphs + self-supervised targets, cached to one .npz.
 
-Targets: ECFP4 bits (radius 2, 1024) and standardised, clipped RDKit descriptors; each molecule
-also gets a scaffold id (hash of its Bemis-Murcko framework) for the H-MoE routing contrast."""
+Two target sets (the cache records which):
+- "v1": ECFP4 bits (radius 2, 1024) and 32 RDKit descriptors;
+- "v2": Morgan bits at radius 1, 2 and 3 (1024 each), radius-2 counts (1024, log1p at load) and
+  every descriptor in RDKit's `Descriptors.descList` (MiniMol / CheMeleon: many descriptors at once).
+Descriptors are clipped to their 0.5-99.5 % corpus quantiles, standardised and clipped to +-5;
+descriptors constant on the corpus are dropped. Each molecule also gets a scaffold id (hash of its
+Bemis-Murcko framework) for the H-MoE routing contrast."""
 from __future__ import annotations
 
 import gzip
 import hashlib
 import re
 import zlib
+from functools import partial
 from collections import Counter
 from dataclasses import dataclass, fields
 from multiprocessing import Pool
@@ -29,14 +35,29 @@ DESCRIPTORS = [
     "NumAliphaticHeterocycles", "fr_halogen",
 ]
 _FUNCS = dict(Descriptors.descList)
+TARGET_SETS = ("v1", "v2")
+MORGAN_RADII = {"v1": (2,), "v2": (1, 2, 3)}
+COUNT_RADIUS = 2                     # v2 only
+
+
+def descriptor_names(targets: str) -> list[str]:
+    return DESCRIPTORS if targets == "v1" else [name for name, _ in Descriptors.descList]
+
+
+def _descriptor(name: str, mol: Chem.Mol) -> float:
+    try:
+        return float(_FUNCS[name](mol))
+    except Exception:  # a few descriptors raise on odd molecules; NaN becomes the corpus mean
+        return float("nan")
 
 
 @dataclass
 class Example:
     graph: MolGraph
     fragments: list[str]
-    fp: np.ndarray          # FP_BITS uint8
-    desc: np.ndarray        # len(DESCRIPTORS) float64 (raw)
+    fp: np.ndarray          # FP_BITS per Morgan radius, uint8
+    counts: np.ndarray      # v2: FP_BITS radius-2 counts (uint8, saturated); v1: empty
+    desc: np.ndarray        # descriptor_names(targets), float64 (raw)
     scaffold_id: int
 
 
@@ -53,15 +74,18 @@ def read_smiles(path: Path, n: int | None, seed: int) -> list[str]:
     return smiles
 
 
-def make_example(smiles: str) -> Example | None:
+def make_example(smiles: str, targets: str = "v1") -> Example | None:
     mol = parse_smiles(smiles).mol
     if mol is None:
         return None
     graph, fragments = mol_to_graph_and_fragments(mol)  # BRICS once: graph and vocabulary both need it
-    fp = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FP_BITS).GetFingerprintAsNumPy(mol)
-    desc = np.asarray([_FUNCS[name](mol) for name in DESCRIPTORS], dtype=np.float64)
+    gens = {r: rdFingerprintGenerator.GetMorganGenerator(radius=r, fpSize=FP_BITS) for r in MORGAN_RADII[targets]}
+    fp = np.concatenate([gens[r].GetFingerprintAsNumPy(mol) for r in MORGAN_RADII[targets]])
+    counts = (np.minimum(gens[COUNT_RADIUS].GetCountFingerprintAsNumPy(mol), 255) if targets == "v2"
+              else np.zeros(0, np.uint8))
+    desc = np.asarray([_descriptor(name, mol) for name in descriptor_names(targets)], dtype=np.float64)
     scaffold = Chem.MolFragmentToSmiles(mol, [int(i) for i in np.flatnonzero(graph.scaffold)]) if graph.scaffold.any() else ""
-    return Example(graph, fragments, fp.astype(np.uint8), desc, zlib.crc32(scaffold.encode()))
+    return Example(graph, fragments, fp.astype(np.uint8), counts.astype(np.uint8), desc, zlib.crc32(scaffold.encode()))
 
 
 def build_vocab(examples: list[Example], size: int, min_count: int = 2) -> list[str]:
@@ -71,9 +95,9 @@ def build_vocab(examples: list[Example], size: int, min_count: int = 2) -> list[
     return ["[UNK]"] + [s for s, _ in common[: size - 1]]
 
 
-def featurize_corpus(smiles: list[str], workers: int = 2) -> list[Example]:
+def featurize_corpus(smiles: list[str], workers: int = 2, targets: str = "v1") -> list[Example]:
     with Pool(workers) as pool:
-        return [ex for ex in pool.imap(make_example, smiles, chunksize=256) if ex is not None]
+        return [ex for ex in pool.imap(partial(make_example, targets=targets), smiles, chunksize=256) if ex is not None]
 
 
 # --- the cache: one .npz of concatenated arrays plus per-molecule counts (no pickle) ---
@@ -82,7 +106,7 @@ _NODE = ("x", "frag_index", "scaffold")   # per atom
 _EDGE = ("edge_attr",)                    # per directed edge (edge_index stacked separately)
 
 
-def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha256: str) -> None:
+def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha256: str, targets: str = "v1") -> None:
     index = {s: i for i, s in enumerate(vocab)}
     gs = [ex.graph for ex in examples]
     arrays = {
@@ -96,7 +120,10 @@ def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha
         "order": np.concatenate([g.order for g in gs]).astype(np.int32),
         "frag_ids": np.asarray([index.get(f, 0) for ex in examples for f in ex.fragments], dtype=np.int32),
         "fp": np.packbits(np.stack([ex.fp for ex in examples]), axis=1),
+        "counts": np.stack([ex.counts for ex in examples]),
         "desc": np.stack([ex.desc for ex in examples]),
+        "desc_names": np.asarray(descriptor_names(targets)),
+        "targets": np.asarray(targets),
         "scaffold_id": np.asarray([ex.scaffold_id for ex in examples], dtype=np.int64),
         "vocab": np.asarray(vocab),
         "corpus_sha256": np.asarray(corpus_sha256),
@@ -109,13 +136,14 @@ def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha
 @dataclass
 class Corpus:
     graphs: list[MolGraph]
-    fp: np.ndarray          # n x FP_BITS float32
-    desc: np.ndarray        # n x n_desc float32, standardised and clipped to +-5
-    desc_mean: np.ndarray
-    desc_std: np.ndarray
+    fp: np.ndarray          # n x (FP_BITS * radii) float32 bits
+    counts: np.ndarray      # n x FP_BITS float32 log1p counts (v2), n x 0 (v1)
+    desc: np.ndarray        # n x n_desc float32, quantile-clipped, standardised, clipped to +-5
+    desc_names: list[str]   # the descriptors kept (not constant on the corpus)
     scaffold_id: np.ndarray
     vocab: list[str]
     corpus_sha256: str
+    targets: str
 
 
 def _split(a: np.ndarray, counts: np.ndarray, axis: int = 0) -> list[np.ndarray]:
@@ -138,25 +166,44 @@ def load_cache(path: Path) -> Corpus:
                  scaffold=scaffold[i])
         for i in range(len(n_atoms))
     ]
-    desc = np.nan_to_num(z["desc"], nan=0.0, posinf=0.0, neginf=0.0)
-    mean, std = desc.mean(0), desc.std(0) + 1e-6
+    targets = str(z["targets"]) if "targets" in z else "v1"
+    names = [str(s) for s in z["desc_names"]] if "desc_names" in z else list(DESCRIPTORS)
+    desc, keep = standardise_descriptors(z["desc"])
+    n_bits = FP_BITS * len(MORGAN_RADII[targets])
+    counts = z["counts"] if "counts" in z else np.zeros((len(n_atoms), 0), np.uint8)
     return Corpus(
         graphs=graphs,
-        fp=np.unpackbits(z["fp"], axis=1)[:, :FP_BITS].astype(np.float32),
-        desc=np.clip((desc - mean) / std, -5, 5).astype(np.float32),
-        desc_mean=mean, desc_std=std,
+        fp=np.unpackbits(z["fp"], axis=1)[:, :n_bits].astype(np.float32),
+        counts=np.log1p(counts.astype(np.float32)),
+        desc=desc, desc_names=[n for n, k in zip(names, keep) if k],
         scaffold_id=z["scaffold_id"],
         vocab=[str(s) for s in z["vocab"]],
         corpus_sha256=str(z["corpus_sha256"]),
+        targets=targets,
     )
 
 
-def prepare(corpus: Path, out: Path, n: int | None, seed: int, vocab_size: int, workers: int = 2) -> None:
+def standardise_descriptors(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clip each descriptor to its 0.5-99.5 % quantiles (heavy tails such as Ipc would otherwise
+    dominate the loss), standardise, clip to +-5; drop descriptors constant on the corpus.
+    Non-finite values (descriptors that failed) become the mean (0 after standardising)."""
+    x = np.where(np.isfinite(raw), raw, np.nan)
+    lo, hi = np.nanquantile(x, 0.005, axis=0), np.nanquantile(x, 0.995, axis=0)
+    x = np.clip(x, lo, hi)
+    mean, std = np.nanmean(x, 0), np.nanstd(x, 0)
+    keep = std > 1e-8
+    z = (x[:, keep] - mean[keep]) / std[keep]
+    return np.clip(np.nan_to_num(z, nan=0.0), -5, 5).astype(np.float32), keep
+
+
+def prepare(corpus: Path, out: Path, n: int | None, seed: int, vocab_size: int, workers: int = 2,
+            targets: str = "v1", vocab: list[str] | None = None) -> None:
+    """vocab: reuse a fixed fragment vocabulary (continuing from released weights); else build one."""
     smiles = read_smiles(corpus, n, seed)
-    examples = featurize_corpus(smiles, workers)
-    vocab = build_vocab(examples, vocab_size)
+    examples = featurize_corpus(smiles, workers, targets)
+    vocab = vocab if vocab is not None else build_vocab(examples, vocab_size)
     digest = hashlib.sha256(Path(corpus).read_bytes()).hexdigest()
-    save_cache(out, examples, vocab, digest)
+    save_cache(out, examples, vocab, digest, targets)
 
 
 assert {f.name for f in fields(MolGraph)} == {"x", "edge_index", "edge_attr", "frag_index", "frag_ids", "order",

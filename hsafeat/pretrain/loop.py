@@ -1,10 +1,13 @@
-"""The two-stage pretraining loop (resumable) that produces a weights directory.
+"""The pretraining loop (resumable) that produces a weights directory.
 
 Stage A trains the GINE backbone on masked atom and bond attributes. Stage B freezes it and trains
 HAP, the motif stream and SAF on ECFP bits, standardised descriptors, a contrastive term between
 two masked views, the SAF load-balancing loss and (with the scaffold router) H-MoE's
 scaffold-routing contrast. The Gumbel temperature anneals 1.0 -> 0.3 with soft routing for the
-first 5 % of stage B."""
+first 5 % of stage B. Stage C (v2 recipe) trains everything end to end, the backbone at a lower
+learning rate, with linear heads on the fused embedding: many descriptors, multi-radius Morgan
+bits and counts, the contrastive term (optional) and the same balance and routing losses; routing
+stays hard at the final temperature, so it follows stage B or starts from released weights."""
 from __future__ import annotations
 
 import json
@@ -22,13 +25,19 @@ from hsafeat.nn.config import EncoderConfig
 from hsafeat.nn.encoder import HSAEncoder
 from hsafeat.nn.losses import gate_balance_loss, load_balancing_loss, nt_xent, scaffold_routing_contrastive
 from hsafeat.pretrain.corpus import Corpus
-from hsafeat.pretrain.objectives import StageAHeads, StageBHeads, mask_atoms, mask_bonds
+from hsafeat.pretrain.objectives import StageAHeads, StageBHeads, StageCHeads, mask_atoms, mask_bonds
+
+STAGES = ("a", "b", "c")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     steps_a: int = 2000
     steps_b: int = 2000
+    steps_c: int = 0
+    lr_c: float = 3e-4
+    backbone_lr_scale: float = 0.3    # stage C: the backbone moves slower than the layers above it
+    freeze_backbone_c: bool = False   # ablation: stage C with the GNN frozen
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -58,12 +67,16 @@ def tau_at(step: int, total: int) -> tuple[float, bool]:
 
 class Trainer:
     def __init__(self, corpus: Corpus, config: EncoderConfig, train: TrainConfig, workdir: Path,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, init: HSAEncoder | None = None) -> None:
+        """init: start from these (released) weights instead of a random encoder."""
         self.corpus, self.train, self.workdir, self.log = corpus, train, Path(workdir), log
         torch.manual_seed(train.seed)
         self.model = HSAEncoder(config)
+        if init is not None:
+            self.model.load_state_dict(init.state_dict())
         self.heads_a = StageAHeads(config.d_model)
         self.heads_b = StageBHeads(config.d_out, corpus.fp.shape[1], corpus.desc.shape[1])
+        self.heads_c = StageCHeads(2 * config.d_out, corpus.fp.shape[1], corpus.counts.shape[1], corpus.desc.shape[1])
         self.rng = np.random.default_rng(train.seed)
         self.gen = torch.Generator().manual_seed(train.seed)
         self.stage, self.step = "a", 0
@@ -73,12 +86,21 @@ class Trainer:
         self.opt = self._optimizer()
 
     def _optimizer(self) -> torch.optim.Optimizer:
+        """Param groups carry their own base learning rate ("base_lr"); run() applies the schedule."""
+        t = self.train
+        above = [p for n, p in self.model.named_parameters() if not n.startswith("backbone.")]
         if self.stage == "a":
-            params = list(self.model.backbone.parameters()) + list(self.heads_a.parameters())
+            groups = [{"params": list(self.model.backbone.parameters()) + list(self.heads_a.parameters()), "base_lr": t.lr}]
+        elif self.stage == "b":
+            groups = [{"params": above + list(self.heads_b.parameters()), "base_lr": t.lr}]
         else:
-            params = [p for n, p in self.model.named_parameters() if not n.startswith("backbone.")]
-            params += list(self.heads_b.parameters())
-        return torch.optim.AdamW(params, lr=self.train.lr, weight_decay=self.train.weight_decay)
+            groups = [{"params": above + list(self.heads_c.parameters()), "base_lr": t.lr_c}]
+            if not t.freeze_backbone_c:
+                groups.append({"params": list(self.model.backbone.parameters()), "base_lr": t.lr_c * t.backbone_lr_scale})
+        return torch.optim.AdamW(groups, lr=groups[0]["base_lr"], weight_decay=t.weight_decay)
+
+    def steps_in(self, stage: str) -> int:
+        return {"a": self.train.steps_a, "b": self.train.steps_b, "c": self.train.steps_c}[stage]
 
     # --- checkpoints (tensors and JSON only; torch.load with weights_only=True) ---
     @property
@@ -89,7 +111,7 @@ class Trainer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         state = {
             "model": self.model.state_dict(), "heads_a": self.heads_a.state_dict(), "heads_b": self.heads_b.state_dict(),
-            "opt": self.opt.state_dict(), "stage": self.stage, "step": self.step,
+            "heads_c": self.heads_c.state_dict(), "opt": self.opt.state_dict(), "stage": self.stage, "step": self.step,
             "rng": json.dumps(self.rng.bit_generator.state), "gen": self.gen.get_state(),
             "history": json.dumps(self.history), "elapsed": self.elapsed(),
         }
@@ -102,6 +124,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.heads_a.load_state_dict(state["heads_a"])
         self.heads_b.load_state_dict(state["heads_b"])
+        if "heads_c" in state:
+            self.heads_c.load_state_dict(state["heads_c"])
         self.stage, self.step = state["stage"], state["step"]
         self.opt = self._optimizer()
         self.opt.load_state_dict(state["opt"])
@@ -151,21 +175,52 @@ class Trainer:
         self._gate_usage = out.gate_weights.detach().argmax(-1).float().mean(0)
         return losses
 
+    def step_c(self) -> dict[str, torch.Tensor]:
+        idx, batch = self._sample()
+        t = self.train
+        self.model.hap.tau, self.model.hap.hard = tau_at(1, 1)   # the final temperature, hard routing
+        n_views = 2 if t.w_contrast > 0 else 1
+        views = [mask_atoms(batch, t.view_mask_rate, self.gen)[0] for _ in range(n_views)]
+        outs = []
+        for view in views:
+            if t.freeze_backbone_c:
+                with torch.no_grad():
+                    levels = self.model.backbone(view.x, view.edge_index, view.edge_attr)
+                outs.append(self.model(view, levels=levels))
+            else:
+                outs.append(self.model(view))
+        out = outs[0]
+        c = self.corpus
+        losses = self.heads_c.loss(out.fused, torch.from_numpy(c.fp[idx]), torch.from_numpy(c.counts[idx]),
+                                   torch.from_numpy(c.desc[idx]))
+        losses = {k: v * t.loss_weights.get(k, 1.0) for k, v in losses.items()}
+        if n_views == 2:
+            proj = [self.heads_c.projection(o.fused) for o in outs]
+            losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
+        losses["balance"] = t.w_balance * load_balancing_loss(out.router_logits, out.expert_index, self.model.config.n_experts)
+        losses["gate_balance"] = t.w_gate_balance * gate_balance_loss(out.gate_logits, out.gate_weights)
+        if self.model.config.scaffold_router:
+            scaffold = torch.from_numpy(c.scaffold_id[idx])
+            losses["scaffold"] = t.w_scaffold * scaffold_routing_contrastive(out.router_logits, scaffold)
+        self._gate_usage = out.gate_weights.detach().argmax(-1).float().mean(0)
+        return losses
+
     def run(self, progress: Callable[[str, int, int, dict], None] | None = None) -> None:
         while True:
-            total = self.train.steps_a if self.stage == "a" else self.train.steps_b
+            total = self.steps_in(self.stage)
             if self.step >= total:
-                if self.stage == "b":
+                later = [s for s in STAGES[STAGES.index(self.stage) + 1:] if self.steps_in(s) > 0]
+                if not later:
                     break
-                self.stage, self.step = "b", 0
+                self.stage, self.step = later[0], 0
                 self.opt = self._optimizer()
                 continue
             for g in self.opt.param_groups:
-                g["lr"] = self.train.lr * lr_factor(self.step, total, self.train.warmup)
+                g["lr"] = g["base_lr"] * lr_factor(self.step, total, self.train.warmup)
             self.model.train()
-            if self.stage == "b":
+            if self.stage == "b" or (self.stage == "c" and self.train.freeze_backbone_c):
                 self.model.backbone.eval()  # frozen (no dropout)
-            losses = self.step_a() if self.stage == "a" else self.step_b()
+            losses = {"a": self.step_a, "b": self.step_b, "c": self.step_c}[self.stage]()
             loss = sum(losses.values())
             self.opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[union-attr]
@@ -174,7 +229,7 @@ class Trainer:
             self.opt.step()
             self.step += 1
             record = {"stage": self.stage, "step": self.step, **{k: round(float(v.detach()), 5) for k, v in losses.items()}}
-            if self.stage == "b":
+            if self.stage != "a":
                 record["mamba_share"] = [round(float(v), 3) for v in self._gate_usage]
             if self.step % 20 == 0 or self.step == total:
                 record["elapsed_s"] = round(self.elapsed(), 1)

@@ -66,3 +66,22 @@ class StageBHeads(nn.Module):
             "fp": F.binary_cross_entropy_with_logits(self.fp(pooled), fp),
             "desc": F.mse_loss(self.desc(pooled), desc),
         }
+
+
+class StageCHeads(nn.Module):
+    """Linear read-outs from the fused embedding ([mean; max] of Y, the column users get): Morgan
+    bits (BCE), radius-2 log counts and standardised descriptors (MSE). Linear, so that what they
+    need is linearly present in the embedding, which is what ridge and logistic heads can use."""
+
+    def __init__(self, d_in: int, n_bits: int, n_counts: int, n_desc: int) -> None:
+        super().__init__()
+        self.fp = nn.Linear(d_in, n_bits)
+        self.counts = nn.Linear(d_in, n_counts) if n_counts else None
+        self.desc = nn.Linear(d_in, n_desc)
+        self.projection = nn.Sequential(nn.Linear(d_in, d_in), nn.GELU(), nn.Linear(d_in, d_in))
+
+    def loss(self, emb: torch.Tensor, fp: torch.Tensor, counts: torch.Tensor, desc: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {"fp": F.binary_cross_entropy_with_logits(self.fp(emb), fp), "desc": F.mse_loss(self.desc(emb), desc)}
+        if self.counts is not None:
+            out["counts"] = F.mse_loss(self.counts(emb), counts)
+        return out

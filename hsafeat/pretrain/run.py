@@ -1,4 +1,4 @@
-"""`hsafeat pretrain`: corpus cache -> two-stage training (resumable) -> a new weights directory."""
+"""`hsafeat pretrain`: corpus cache -> staged training (resumable) -> a new weights directory."""
 from __future__ import annotations
 
 import json
@@ -15,16 +15,28 @@ import hsafeat
 from hsafeat.chem.features import ATOM_FEATURES, BOND_FEATURES
 from hsafeat.chem.parse import MAX_ATOMS
 from hsafeat.nn.config import EncoderConfig
-from hsafeat.pretrain.corpus import DESCRIPTORS, FP_BITS, load_cache, prepare
+from hsafeat.pretrain.corpus import COUNT_RADIUS, FP_BITS, MORGAN_RADII, load_cache, prepare
 from hsafeat.pretrain.loop import TrainConfig, Trainer
-from hsafeat.weights import save_weights
+from hsafeat.weights import load_weights, save_weights
 
 OBJECTIVES = {
     "stage_a": "masked atomic number (15% of atoms) + masked bond type (15% of bonds), GNN only",
     "stage_b": "GNN frozen; ECFP4 1024-bit BCE + standardised RDKit descriptors MSE (from mean of Y) "
                "+ NT-Xent between two 10%-atom-masked views + SAF load balancing + HAP gate balance "
                "(+ H-MoE scaffold-routing contrast when the scaffold router is on)",
+    "stage_c": "everything trained (backbone at lr_c * backbone_lr_scale unless frozen); linear heads on the fused "
+               "embedding: Morgan bits BCE + log1p radius-2 counts MSE + standardised descriptors MSE "
+               "(+ NT-Xent between two masked views when w_contrast > 0) + SAF load balancing + HAP gate balance "
+               "(+ scaffold-routing contrast); routing hard at the final temperature",
 }
+
+
+def stages_run(train: TrainConfig, init_from: str | None) -> dict[str, str]:
+    steps = {"stage_a": train.steps_a, "stage_b": train.steps_b, "stage_c": train.steps_c}
+    out = {k: OBJECTIVES[k] for k, n in steps.items() if n > 0}
+    if init_from:
+        out["init"] = f"started from the released weights {init_from}"
+    return out
 
 
 def git_commit() -> str | None:
@@ -38,19 +50,31 @@ def git_commit() -> str | None:
 def pretrain(
     corpus: Path, out: Path, workdir: Path, n_molecules: int | None, encoder: dict, train: TrainConfig,
     vocab_size: int, resume: bool, command: str, progress=None, log=print,
+    targets: str = "v1", init_from: str | None = None,
 ) -> str:
+    """init_from: released weights to continue from; their encoder config and fragment vocabulary
+    are kept (`encoder` and `vocab_size` are then ignored)."""
     commit = git_commit()  # the code that starts the run (a resumed run records its own start)
     workdir.mkdir(parents=True, exist_ok=True)
+    init = load_weights(init_from) if init_from else None
     cache = workdir / "corpus.npz"
     if not cache.exists():
         log(f"featurizing {n_molecules or 'all'} molecules of {corpus} -> {cache}")
         t = time.time()
-        prepare(corpus, cache, n_molecules, train.seed, vocab_size)
+        prepare(corpus, cache, n_molecules, train.seed, vocab_size, targets=targets,
+                vocab=init.fragment_vocab if init else None)
         log(f"corpus ready in {time.time() - t:.0f} s")
     data = load_cache(cache)
-    config = EncoderConfig(atom_vocab=dict(ATOM_FEATURES), bond_vocab=dict(BOND_FEATURES),
-                           n_fragments=len(data.vocab), **encoder)
-    trainer = Trainer(data, config, train, workdir, log=log)
+    if data.targets != targets:
+        raise ValueError(f"{cache} holds {data.targets} targets, not {targets}: use another --workdir")
+    if init:
+        if data.vocab != init.fragment_vocab:
+            raise ValueError(f"{cache} has another fragment vocabulary than {init_from}: use another --workdir")
+        config = init.config
+    else:
+        config = EncoderConfig(atom_vocab=dict(ATOM_FEATURES), bond_vocab=dict(BOND_FEATURES),
+                               n_fragments=len(data.vocab), **encoder)
+    trainer = Trainer(data, config, train, workdir, log=log, init=init.model if init else None)
     if resume and trainer.checkpoint_path.exists():
         trainer.load_checkpoint()
         log(f"resumed at stage {trainer.stage} step {trainer.step}")
@@ -65,11 +89,14 @@ def pretrain(
                    "note": "MOSES: neutral lead-like molecules (C N S O F Cl Br H, 250-350 Da); charges, salts, "
                            "P/I/B/metals and large molecules are out of distribution"},
         "fragment_vocab_size": len(data.vocab),
-        "objectives": OBJECTIVES,
-        "targets": {"ecfp_bits": FP_BITS, "descriptors": DESCRIPTORS},
+        "objectives": stages_run(train, init_from and f"{init.name} (sha256 {init.sha256})" if init else None),
+        "targets": {"set": data.targets, "morgan_bits_per_radius": FP_BITS, "morgan_radii": list(MORGAN_RADII[data.targets]),
+                    **({"count_radius": COUNT_RADIUS} if data.targets == "v2" else {}),
+                    "descriptors": data.desc_names},
         "train_config": asdict(train),
         "encoder_config": config.to_dict(),
-        "steps": {"stage_a": train.steps_a, "stage_b": train.steps_b, "batch_size": train.batch_size},
+        "steps": {"stage_a": train.steps_a, "stage_b": train.steps_b, "stage_c": train.steps_c,
+                  "batch_size": train.batch_size},
         "seed": train.seed,
         "wall_time_s": round(trainer.elapsed(), 1),
         "final_losses": trainer.final_losses(),

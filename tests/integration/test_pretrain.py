@@ -18,7 +18,7 @@ def test_pretrain_writes_loadable_weights_and_resumes(tmp_path):
     loaded = load_weights(str(tmp_path / "w1"))
     card = loaded.card
     assert card["corpus"]["n_molecules_used"] == 30 and len(card["corpus"]["sha256"]) == 64
-    assert card["steps"] == {"stage_a": 4, "stage_b": 3, "batch_size": 8}
+    assert card["steps"] == {"stage_a": 4, "stage_b": 3, "stage_c": 0, "batch_size": 8}
     assert card["command"].startswith("hsafeat pretrain") and card["wall_time_s"] > 0
     assert set(card["final_losses"]) == {"a", "b"} and "fp" in card["final_losses"]["b"]
     assert len(loaded.fragment_vocab) > 1 and loaded.fragment_vocab[0] == "[UNK]"
@@ -35,3 +35,29 @@ def test_pretrain_writes_loadable_weights_and_resumes(tmp_path):
 
     refused = runner.invoke(app, [*args, "-o", str(tmp_path / "w1")])
     assert refused.exit_code == 2
+
+
+def test_stage_c_continues_released_weights_with_v2_targets(tmp_path):
+    """The v2 recipe: start from weights, keep their sizes and vocabulary, train end to end."""
+    runner = CliRunner()
+    base = ["pretrain", "--corpus", "tests/data/drugs.smi", "--batch-size", "8"]
+    first = runner.invoke(app, [*base, "--workdir", str(tmp_path / "w1work"), "--steps-a", "2", "--steps-b", "2",
+                                "--d-model", "16", "--d-out", "16", "--vocab-size", "32", "-o", str(tmp_path / "w1")])
+    assert first.exit_code == 0, first.output
+    w1 = load_weights(str(tmp_path / "w1"))
+    args = [*base, "--workdir", str(tmp_path / "w2work"), "--steps-a", "0", "--steps-b", "0", "--steps-c", "3",
+            "--targets", "v2", "--init-from", str(tmp_path / "w1")]
+    second = runner.invoke(app, [*args, "-o", str(tmp_path / "w2")])
+    assert second.exit_code == 0, second.output
+    w2 = load_weights(str(tmp_path / "w2"))
+    assert w2.fragment_vocab == w1.fragment_vocab and w2.config == w1.config
+    card = w2.card
+    assert set(card["final_losses"]) == {"c"} and {"fp", "counts", "desc", "contrast"} <= set(card["final_losses"]["c"])
+    assert card["targets"]["set"] == "v2" and card["targets"]["morgan_radii"] == [1, 2, 3]
+    assert len(card["targets"]["descriptors"]) > 100 and "init" in card["objectives"]
+    moved = [n for n, t in w1.model.state_dict().items() if not np.array_equal(t.numpy(), w2.model.state_dict()[n].numpy())]
+    assert any(n.startswith("backbone.") for n in moved) and any(n.startswith("fusion.") for n in moved)
+
+    # a cache built for other targets is refused, not silently reused
+    clash = runner.invoke(app, [*args[:-2], "--targets", "v1", "--init-from", str(tmp_path / "w1"), "-o", str(tmp_path / "w3")])
+    assert clash.exit_code == 2 and "v2 targets" in clash.output
