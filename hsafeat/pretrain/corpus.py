@@ -13,9 +13,9 @@ import gzip
 import hashlib
 import re
 import zlib
-from functools import partial
 from collections import Counter
 from dataclasses import dataclass, fields
+from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -47,7 +47,7 @@ def descriptor_names(targets: str) -> list[str]:
 def _descriptor(name: str, mol: Chem.Mol) -> float:
     try:
         return float(_FUNCS[name](mol))
-    except Exception:  # a few descriptors raise on odd molecules; NaN becomes the corpus mean
+    except Exception:  # noqa: BLE001 -- RDKit descriptors raise assorted errors on odd molecules; NaN becomes the corpus mean
         return float("nan")
 
 
