@@ -26,14 +26,23 @@ def test_default_weights_load(embedder):
     assert card["sha256"] == embedder.weights.sha256
 
 
-def test_embeddings_match_goldens(embedder):
-    golden = np.load(GOLDEN / f"{embedder.weights.name}.npz")
+def bundled_releases() -> list[str]:
+    from hsafeat.weights import bundled_dir
+
+    return sorted(p.name for p in bundled_dir().iterdir() if (p / "model.safetensors").exists())
+
+
+@pytest.mark.parametrize("name", bundled_releases())
+def test_embeddings_match_goldens(name):
+    """Every shipped release, default or not, reproduces its goldens."""
+    embedder = Embedder(name)
+    golden = np.load(GOLDEN / f"{name}.npz")
     assert str(golden["sha256"]) == embedder.weights.sha256, "goldens are stale: run scripts/make_golden.py"
     smiles = [line.split()[0] for line in DRUGS.read_text().splitlines() if line.strip()]
     result = embedder.embed(smiles)
     assert np.array_equal(result.valid, golden["valid"])
-    for name, values in result.embeddings.items():
-        np.testing.assert_allclose(values, golden[name], atol=1e-5, err_msg=name)
+    for column, values in result.embeddings.items():
+        np.testing.assert_allclose(values, golden[column], atol=1e-5, err_msg=column)
 
 
 def test_every_bundled_release_verifies():
