@@ -167,8 +167,14 @@ class Trainer:
         proj = [self.heads_b.projection(p) for p in pooled]
         losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
         assert out is not None
-        losses["balance"] = t.w_balance * load_balancing_loss(out.router_logits, out.expert_index, self.model.config.n_experts)
-        losses["gate_balance"] = t.w_gate_balance * gate_balance_loss(out.gate_logits, out.gate_weights)
+        return {**losses, **self._routing_losses(out, idx)}
+
+    def _routing_losses(self, out, idx: np.ndarray) -> dict[str, torch.Tensor]:  # noqa: ANN001 (EncoderOutput)
+        """SAF load balancing, HAP gate balance and (with the scaffold router) scaffold-routing
+        contrast, shared by stages B and C; records the gate usage for the log."""
+        t = self.train
+        losses = {"balance": t.w_balance * load_balancing_loss(out.router_logits, out.expert_index, self.model.config.n_experts),
+                  "gate_balance": t.w_gate_balance * gate_balance_loss(out.gate_logits, out.gate_weights)}
         if self.model.config.scaffold_router:
             scaffold = torch.from_numpy(self.corpus.scaffold_id[idx])
             losses["scaffold"] = t.w_scaffold * scaffold_routing_contrastive(out.router_logits, scaffold)
@@ -197,13 +203,7 @@ class Trainer:
         if n_views == 2:
             proj = [self.heads_c.projection(o.fused) for o in outs]
             losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
-        losses["balance"] = t.w_balance * load_balancing_loss(out.router_logits, out.expert_index, self.model.config.n_experts)
-        losses["gate_balance"] = t.w_gate_balance * gate_balance_loss(out.gate_logits, out.gate_weights)
-        if self.model.config.scaffold_router:
-            scaffold = torch.from_numpy(c.scaffold_id[idx])
-            losses["scaffold"] = t.w_scaffold * scaffold_routing_contrastive(out.router_logits, scaffold)
-        self._gate_usage = out.gate_weights.detach().argmax(-1).float().mean(0)
-        return losses
+        return {**losses, **self._routing_losses(out, idx)}
 
     def run(self, progress: Callable[[str, int, int, dict], None] | None = None) -> None:
         while True:
