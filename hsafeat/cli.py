@@ -150,6 +150,7 @@ def pretrain(
     d_model: Annotated[int, typer.Option(help="GNN and token width.")] = 128,
     d_out: Annotated[int, typer.Option(help="SAF output width.")] = 128,
     scaffold_router: Annotated[bool, typer.Option(help="H-MoE scaffold-aware routing.")] = True,
+    size_embedding: Annotated[bool, typer.Option(help="Add log atom/bond/fragment counts to the tokens (also with --init-from).")] = False,
     vocab_size: Annotated[int, typer.Option(help="Fragment vocabulary size (with UNK).")] = 2048,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (1 avoids thrashing when the machine is shared).")] = 1,
@@ -184,6 +185,7 @@ def pretrain(
         *(["--freeze-backbone-c"] if freeze_backbone_c else []), "--w-contrast", str(w_contrast),
         "--targets", targets, *(["--init-from", init_from] if init_from else []), "--d-model", str(d_model),
         "--d-out", str(d_out), "--scaffold-router" if scaffold_router else "--no-scaffold-router",
+        *(["--size-embedding"] if size_embedding else []),
         "--vocab-size", str(vocab_size), "--seed", str(seed), "--threads", str(threads),
     ])
 
@@ -206,7 +208,7 @@ def pretrain(
 
         try:
             digest = run_pretrain(corpus, out, workdir, n_molecules, {"d_model": d_model, "d_out": d_out,
-                                  "scaffold_router": scaffold_router}, train, vocab_size, resume, command, progress, log,
+                                  "scaffold_router": scaffold_router, "size_embedding": size_embedding}, train, vocab_size, resume, command, progress, log,
                                   targets=targets, init_from=init_from)
         except (ValueError, WeightsError) as err:
             fail(str(err), 2)

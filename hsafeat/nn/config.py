@@ -22,6 +22,7 @@ class EncoderConfig:
     top_k: int = 2
     d_out: int = 128
     scaffold_router: bool = False   # H-MoE scaffold-aware routing
+    size_embedding: bool = False    # log atom/bond/fragment counts added to the tokens (nn/size.py)
     dropout: float = 0.0
 
     @property

@@ -13,6 +13,7 @@ from hsafeat.nn.gnn import GINEBackbone
 from hsafeat.nn.hap import HierarchicalAdaptiveProjector
 from hsafeat.nn.moe import SourceAwareFusion
 from hsafeat.nn.motif import MotifStream
+from hsafeat.nn.size import SizeEmbedding
 
 
 @dataclass
@@ -55,6 +56,7 @@ class HSAEncoder(nn.Module):
             c.d_model, c.n_levels, c.n_queries, c.n_heads, c.d_state, c.d_conv, c.expand, c.dt_rank, c.dropout,
         )
         self.motif = MotifStream(c.n_fragments, c.d_model, c.n_queries, c.n_heads, c.dropout)
+        self.size = SizeEmbedding(c.d_model) if c.size_embedding else None
         self.fusion = SourceAwareFusion(
             c.d_model, c.d_out, c.n_sources, c.n_queries, c.n_experts, c.top_k, c.scaffold_router,
         )
@@ -69,6 +71,8 @@ class HSAEncoder(nn.Module):
         n_graphs, n_levels, k, d = hap.tokens.shape
         motif = self.motif(levels[-1], batch)                                    # B x K x d
         tokens = torch.cat([hap.tokens.reshape(n_graphs, n_levels * k, d), motif], dim=1)
+        if self.size is not None:
+            tokens = tokens + self.size(batch)[:, None, :]
         ctx = scaffold_context(levels[-1], batch) if self.config.scaffold_router else None
         fusion = self.fusion(tokens, ctx)
         y = fusion.tokens                                                          # B x T x d_out

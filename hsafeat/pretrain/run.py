@@ -6,7 +6,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -53,7 +53,8 @@ def pretrain(
     targets: str = "v1", init_from: str | None = None,
 ) -> str:
     """init_from: released weights to continue from; their encoder config and fragment vocabulary
-    are kept (`encoder` and `vocab_size` are then ignored)."""
+    are kept (`encoder` and `vocab_size` are then ignored, except that encoder["size_embedding"]
+    can add the size embedding, which starts at zero)."""
     commit = git_commit()  # the code that starts the run (a resumed run records its own start)
     workdir.mkdir(parents=True, exist_ok=True)
     init = load_weights(init_from) if init_from else None
@@ -70,7 +71,7 @@ def pretrain(
     if init:
         if data.vocab != init.fragment_vocab:
             raise ValueError(f"{cache} has another fragment vocabulary than {init_from}: use another --workdir")
-        config = init.config
+        config = replace(init.config, size_embedding=True) if encoder.get("size_embedding") else init.config
     else:
         config = EncoderConfig(atom_vocab=dict(ATOM_FEATURES), bond_vocab=dict(BOND_FEATURES),
                                n_fragments=len(data.vocab), **encoder)

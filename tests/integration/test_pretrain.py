@@ -61,3 +61,11 @@ def test_stage_c_continues_released_weights_with_v2_targets(tmp_path):
     # a cache built for other targets is refused, not silently reused
     clash = runner.invoke(app, [*args[:-2], "--targets", "v1", "--init-from", str(tmp_path / "w1"), "-o", str(tmp_path / "w3")])
     assert clash.exit_code == 2 and "v2 targets" in clash.output
+
+    # the size embedding can be added to released weights: zero at the start, trained in stage C
+    sized = runner.invoke(app, [*base, "--workdir", str(tmp_path / "w4work"), *args[7:], "--size-embedding",
+                                "-o", str(tmp_path / "w4")])
+    assert sized.exit_code == 0, sized.output
+    w4 = load_weights(str(tmp_path / "w4"))
+    assert w4.config.size_embedding and not w1.config.size_embedding
+    assert w4.model.size.out.weight.abs().sum() > 0 and "--size-embedding" in w4.card["command"]

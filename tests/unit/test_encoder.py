@@ -144,3 +144,34 @@ def test_aux_losses():
     loss = scaffold_routing_contrastive(torch.randn(8, 28, 4), scaffold)
     assert torch.isfinite(loss) and loss > 0
     assert scaffold_routing_contrastive(torch.randn(3, 28, 4), torch.tensor([0, 1, 2])).item() == 0.0
+
+
+def sized_model(zero_init: bool = True):
+    sized = tiny_model(size_embedding=True)
+    sized.load_state_dict(tiny_model().state_dict(), strict=False)   # everything but the new layer
+    if not zero_init:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            sized.size.out.weight.normal_()
+    return sized
+
+
+def test_size_embedding_starts_as_the_model_it_extends(model):
+    ref, _ = embed(model, graphs(MOLECULES))
+    same, _ = embed(sized_model(), graphs(MOLECULES))
+    for k in ref:
+        np.testing.assert_array_equal(ref[k], same[k])
+
+
+def test_size_embedding_tells_sizes_apart_and_keeps_invariants():
+    sized = sized_model(zero_init=False)
+    small, _ = embed(sized, graphs(["CCO"]))
+    large, _ = embed(sized, graphs(["CCO.CCO.CCO"]))
+    assert np.abs(small["fused"] - large["fused"]).max() > 1e-3
+    gs = graphs(MOLECULES)
+    together, _ = embed(sized, gs)
+    for i, smiles in enumerate(MOLECULES):
+        mol = Chem.MolFromSmiles(smiles)
+        perm = np.random.default_rng(i).permutation(mol.GetNumAtoms()).tolist()
+        alone, _ = embed(sized, [mol_to_graph(Chem.RenumberAtoms(mol, perm), VOCAB)])
+        np.testing.assert_allclose(alone["fused"][0], together["fused"][i], atol=1e-5)
