@@ -61,6 +61,14 @@ class HSAEncoder(nn.Module):
             c.d_model, c.d_out, c.n_sources, c.n_queries, c.n_experts, c.top_k, c.scaffold_router,
         )
 
+    def load_extending(self, state: dict[str, torch.Tensor]) -> None:
+        """Load weights of a model without the size embedding (which then stays at its zero
+        start); any other mismatch is an error, as with a strict load."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        absent = [k for k in missing if not k.startswith("size.")]
+        if absent or unexpected:
+            raise ValueError(f"weights do not match the encoder: missing {absent}, unexpected {unexpected}")
+
     def forward(
         self, batch: GraphBatch, levels: list[torch.Tensor] | None = None, force_projector: int | None = None,
     ) -> EncoderOutput:

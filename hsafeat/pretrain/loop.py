@@ -73,10 +73,7 @@ class Trainer:
         torch.manual_seed(train.seed)
         self.model = HSAEncoder(config)
         if init is not None:
-            missing, unexpected = self.model.load_state_dict(init.state_dict(), strict=False)
-            added = [k for k in missing if not k.startswith("size.")]  # the size embedding may be new
-            if added or unexpected:
-                raise ValueError(f"init weights do not match the encoder: missing {added}, unexpected {unexpected}")
+            self.model.load_extending(init.state_dict())   # the size embedding may be new
         self.heads_a = StageAHeads(config.d_model)
         self.heads_b = StageBHeads(config.d_out, corpus.fp.shape[1], corpus.desc.shape[1])
         self.heads_c = StageCHeads(2 * config.d_out, corpus.fp.shape[1], corpus.counts.shape[1], corpus.desc.shape[1])

@@ -148,7 +148,7 @@ def test_aux_losses():
 
 def sized_model(zero_init: bool = True):
     sized = tiny_model(size_embedding=True)
-    sized.load_state_dict(tiny_model().state_dict(), strict=False)   # everything but the new layer
+    sized.load_extending(tiny_model().state_dict())   # everything but the new layer
     if not zero_init:
         torch.manual_seed(1)
         with torch.no_grad():
