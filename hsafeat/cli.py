@@ -381,8 +381,10 @@ def info(weights: WeightsOpt = None) -> None:
         loaded = load_weights(weights)
     except WeightsError as exc:
         fail(str(exc), EXIT_USAGE)
-    typer.echo(json.dumps({"path": str(loaded.path), "dims": {"fused": 2 * loaded.config.d_out,
-                           "level_i": loaded.config.d_out, "motif": loaded.config.d_out}, **loaded.card}, indent=1))
+    dims = {"fused": 2 * loaded.config.d_out, "level_i": loaded.config.d_out, "motif": loaded.config.d_out}
+    if loaded.config.readout_descriptors:
+        dims["desc_pred"] = len(loaded.config.readout_descriptors)
+    typer.echo(json.dumps({"path": str(loaded.path), "dims": dims, **loaded.card}, indent=1))
 
 
 def main() -> None:

@@ -91,6 +91,8 @@ class Embedder:
         config = self.weights.config
         self.dims = {"fused": 2 * config.d_out, **{f"level_{i}": config.d_out for i in range(config.n_levels)},
                      "motif": config.d_out}
+        if config.readout_descriptors:
+            self.dims["desc_pred"] = len(config.readout_descriptors)
 
     @property
     def model(self) -> torch.nn.Module:

@@ -58,7 +58,10 @@ def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int],
         "torch": torch.__version__, "weights": {"name": w.name, "sha256": w.sha256},
         "columns": dims, "layout": layout, "dtype": "float32", "engine": engine, "device": device or str(embedder.device),
         "pooling": {"fused": "concat(mean, max) over the 28 SAF tokens",
-                    "level_i": "mean of level i's 4 tokens after SAF", "motif": "mean of the 4 motif tokens after SAF"},
+                    "level_i": "mean of level i's 4 tokens after SAF", "motif": "mean of the 4 motif tokens after SAF",
+                    **({"desc_pred": "linear readout of fused: the model's standardised RDKit descriptors"}
+                       if "desc_pred" in dims else {})},
+        **({"desc_pred_names": list(w.config.readout_descriptors)} if "desc_pred" in dims else {}),
         "max_atoms": w.max_atoms, "input": source.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 import numpy as np
 from rdkit import Chem
 
-from hsafeat.chem.features import atom_features, bond_features
+from hsafeat.chem.features import ATOM_FEATURES, atom_features, bond_features
 from hsafeat.chem.fragments import brics_fragments, scaffold_atoms, serialisation_order
 from hsafeat.chem.proximity import proximity
 
 UNK_FRAGMENT = 0  # id 0 of every fragment vocabulary is UNK
+IN_RING = list(ATOM_FEATURES).index("in_ring")
 
 
 @dataclass
@@ -44,7 +45,8 @@ def mol_to_graph_and_fragments(mol: Chem.Mol, vocab: dict[str, int] | None = Non
     ranks = canonical_ranks(mol)
     x = atom_features(mol, ranks)
     edge_index, edge_attr = bond_features(mol)
-    frag_index, frag_smiles = brics_fragments(mol, ranks)
+    bond_ends = edge_index[:, ::2].T                 # m x 2: bond k's atoms (edge 2k)
+    frag_index, frag_smiles = brics_fragments(mol, ranks, bond_ends)
     degree = np.bincount(edge_index[0], minlength=mol.GetNumAtoms())
     prox_index, prox_weight = proximity(mol)
     vocab = vocab or {}
@@ -57,6 +59,6 @@ def mol_to_graph_and_fragments(mol: Chem.Mol, vocab: dict[str, int] | None = Non
         order=serialisation_order(frag_index, degree, ranks),
         prox_index=prox_index,
         prox_weight=prox_weight,
-        scaffold=scaffold_atoms(mol),
+        scaffold=scaffold_atoms(x[:, IN_RING] == 1, bond_ends),
     )
     return graph, frag_smiles

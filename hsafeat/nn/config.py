@@ -23,6 +23,7 @@ class EncoderConfig:
     d_out: int = 128
     scaffold_router: bool = False   # H-MoE scaffold-aware routing
     size_embedding: bool = False    # log atom/bond/fragment counts added to the tokens (nn/size.py)
+    readout_descriptors: tuple[str, ...] = ()   # names of the descriptors the readout predicts (encoder.py)
     dropout: float = 0.0
 
     @property
@@ -46,4 +47,6 @@ class EncoderConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
+        if "readout_descriptors" in data:  # JSON has lists; the frozen config keeps a tuple
+            data = {**data, "readout_descriptors": tuple(data["readout_descriptors"])}
         return cls(**data)

@@ -1,7 +1,8 @@
-"""HSAEncoder: GINE backbone -> HAP per level + motif stream -> SAF -> multi-level embeddings."""
+"""HSAEncoder: GINE backbone -> HAP per level + motif stream -> SAF -> multi-level embeddings,
+and, in weights trained with descriptor targets, the linear readout of those descriptors."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -27,12 +28,15 @@ class EncoderOutput:
     router_logits: torch.Tensor  # B x T x N
     expert_index: torch.Tensor   # B x T x k
     expert_weight: torch.Tensor  # B x T x k
+    desc_pred: torch.Tensor | None = None  # B x n_desc  predicted standardised descriptors
 
     def embeddings(self) -> dict[str, torch.Tensor]:
-        """The written-out columns: fused, level_0 ... level_{L-1}, motif."""
+        """The written-out columns: fused, level_0 ... level_{L-1}, motif (and desc_pred)."""
         out = {"fused": self.fused}
         out.update({f"level_{i}": self.levels[:, i] for i in range(self.levels.shape[1])})
         out["motif"] = self.motif
+        if self.desc_pred is not None:
+            out["desc_pred"] = self.desc_pred
         return out
 
 
@@ -57,17 +61,30 @@ class HSAEncoder(nn.Module):
         )
         self.motif = MotifStream(c.n_fragments, c.d_model, c.n_queries, c.n_heads, c.dropout)
         self.size = SizeEmbedding(c.d_model) if c.size_embedding else None
+        # Pretraining's descriptor head (standardised RDKit descriptors from `fused`), shipped so
+        # users get the model's descriptor predictions as a column: axis-aligned, named features
+        # that tree models use better than the raw embedding (measured in BENCHMARKS.md).
+        self.readout = nn.Linear(2 * c.d_out, len(c.readout_descriptors)) if c.readout_descriptors else None
         self.fusion = SourceAwareFusion(
             c.d_model, c.d_out, c.n_sources, c.n_queries, c.n_experts, c.top_k, c.scaffold_router,
         )
 
     def load_extending(self, state: dict[str, torch.Tensor]) -> None:
         """Load weights of a model without the size embedding (which then stays at its zero
-        start); any other mismatch is an error, as with a strict load."""
+        start); a descriptor readout is not carried over (training fits its own); any other
+        mismatch is an error, as with a strict load."""
+        state = {k: v for k, v in state.items() if not k.startswith("readout.")}
         missing, unexpected = self.load_state_dict(state, strict=False)
-        absent = [k for k in missing if not k.startswith("size.")]
+        absent = [k for k in missing if not k.startswith(("size.", "readout."))]
         if absent or unexpected:
             raise ValueError(f"weights do not match the encoder: missing {absent}, unexpected {unexpected}")
+
+    def with_readout(self, head: nn.Linear, names: list[str]) -> HSAEncoder:
+        """A copy of this encoder carrying `head` (fused -> the named descriptors) as its readout."""
+        model = HSAEncoder(replace(self.config, readout_descriptors=tuple(names)))
+        model.load_extending(self.state_dict())
+        model.readout.load_state_dict(head.state_dict())  # type: ignore[union-attr]
+        return model.train(self.training)
 
     def forward(
         self, batch: GraphBatch, levels: list[torch.Tensor] | None = None, force_projector: int | None = None,
@@ -85,14 +102,16 @@ class HSAEncoder(nn.Module):
         fusion = self.fusion(tokens, ctx)
         y = fusion.tokens                                                          # B x T x d_out
         per_source = y.view(n_graphs, n_levels + 1, k, -1).mean(2)                  # B x (nl+1) x d_out
+        fused = torch.cat([y.mean(1), y.amax(1)], dim=-1)
         return EncoderOutput(
             tokens=y,
             levels=per_source[:, :n_levels],
             motif=per_source[:, n_levels],
-            fused=torch.cat([y.mean(1), y.amax(1)], dim=-1),
+            fused=fused,
             gate_logits=hap.gate_logits,
             gate_weights=hap.gate_weights,
             router_logits=fusion.router_logits,
             expert_index=fusion.expert_index,
             expert_weight=fusion.expert_weight,
+            desc_pred=self.readout(fused) if self.readout is not None else None,
         )

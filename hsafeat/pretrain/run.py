@@ -104,4 +104,8 @@ def pretrain(
         "hardware": f"{platform.machine()} {platform.processor() or ''} torch threads={torch.get_num_threads()}".strip(),
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__},
     }
-    return save_weights(out, trainer.model, data.vocab, MAX_ATOMS, card)
+    model = trainer.model
+    if train.steps_c > 0:  # ship stage C's descriptor head as the readout (the desc_pred column)
+        model = model.with_readout(trainer.heads_c.desc, data.desc_names)
+        card["encoder_config"] = model.config.to_dict()
+    return save_weights(out, model, data.vocab, MAX_ATOMS, card)

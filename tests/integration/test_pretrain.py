@@ -1,10 +1,12 @@
 """Pretraining smoke test: the real `hsafeat pretrain` path on tiny data, end to end."""
 import json
+from dataclasses import replace
 
 import numpy as np
 from typer.testing import CliRunner
 
 from hsafeat.cli import app
+from hsafeat.engine import Embedder
 from hsafeat.weights import load_weights
 
 
@@ -50,8 +52,13 @@ def test_stage_c_continues_released_weights_with_v2_targets(tmp_path):
     second = runner.invoke(app, [*args, "-o", str(tmp_path / "w2")])
     assert second.exit_code == 0, second.output
     w2 = load_weights(str(tmp_path / "w2"))
-    assert w2.fragment_vocab == w1.fragment_vocab and w2.config == w1.config
+    assert w2.fragment_vocab == w1.fragment_vocab and replace(w2.config, readout_descriptors=()) == w1.config
     card = w2.card
+    # stage C's descriptor head ships as the readout: the desc_pred column, one value per descriptor
+    assert list(w2.config.readout_descriptors) == card["targets"]["descriptors"] and w1.model.readout is None
+    embedded = Embedder(w2).embed(["CCO", "c1ccccc1O", "not a smiles"])
+    assert embedded.embeddings["desc_pred"].shape == (3, len(card["targets"]["descriptors"]))
+    assert np.isfinite(embedded.embeddings["desc_pred"][:2]).all() and np.isnan(embedded.embeddings["desc_pred"][2]).all()
     assert set(card["final_losses"]) == {"c"} and {"fp", "counts", "desc", "contrast"} <= set(card["final_losses"]["c"])
     assert card["targets"]["set"] == "v2" and card["targets"]["morgan_radii"] == [1, 2, 3]
     assert len(card["targets"]["descriptors"]) > 100 and "init" in card["objectives"]

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from rdkit import Chem
+from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from hsafeat.chem import mol_to_graph, parse_smiles
 from hsafeat.chem.features import ATOM_FEATURES, ATOM_OTHER, BOND_FEATURES, BOND_OTHER
@@ -84,11 +85,22 @@ def test_serialised_sequence_is_invariant_to_atom_numbering(smiles):
         assert np.array_equal(ref[0], other[0]) and np.array_equal(ref[1], other[1]) and ref[2] == other[2]
 
 
+def _scaffold(smiles: str) -> np.ndarray:
+    return mol_to_graph(Chem.MolFromSmiles(smiles)).scaffold
+
+
 def test_scaffold_atoms():
-    mol = Chem.MolFromSmiles("CCc1ccccc1CCc1ccncc1")  # ethyl side chain pruned, linker kept
-    mask = scaffold_atoms(mol)
+    mask = _scaffold("CCc1ccccc1CCc1ccncc1")  # ethyl side chain pruned, linker kept
     assert mask.sum() == 14 and not mask[0] and not mask[1]
-    assert not scaffold_atoms(Chem.MolFromSmiles("CCCO")).any()
+    assert not _scaffold("CCCO").any()
+    assert not scaffold_atoms(np.zeros(3, dtype=bool), np.asarray([[0, 1], [1, 2]])).any()
+
+
+@pytest.mark.parametrize("smiles", ["CC(C)Cc1ccc(cc1)C(C)C(=O)O", "O=C(O)c1ccccc1OC(C)=O",
+                                    "c1ccc2c(c1)CCN2CCc1ccc(OCCN2CCCC2)cc1", "C1CC1.c1ccccc1CCCC1CCNCC1"])
+def test_scaffold_atoms_match_rdkit_murcko(smiles):
+    mol = Chem.MolFromSmiles(smiles)
+    assert _scaffold(smiles).sum() == MurckoScaffold.GetScaffoldForMol(mol).GetNumAtoms()
 
 
 @pytest.mark.parametrize("spellings", [

@@ -175,3 +175,22 @@ def test_size_embedding_tells_sizes_apart_and_keeps_invariants():
         perm = np.random.default_rng(i).permutation(mol.GetNumAtoms()).tolist()
         alone, _ = embed(sized, [mol_to_graph(Chem.RenumberAtoms(mol, perm), VOCAB)])
         np.testing.assert_allclose(alone["fused"][0], together["fused"][i], atol=1e-5)
+
+
+def test_descriptor_readout_is_a_linear_map_of_fused_and_changes_nothing_else(model):
+    head = torch.nn.Linear(32, 3)
+    with_readout = model.with_readout(head, ["MolLogP", "MolWt", "TPSA"])
+    assert model.readout is None and with_readout.config.readout_descriptors == ("MolLogP", "MolWt", "TPSA")
+    ref, _ = embed(model, graphs(MOLECULES))
+    out, _ = embed(with_readout, graphs(MOLECULES))
+    assert set(out) == set(ref) | {"desc_pred"}
+    for k in ref:
+        np.testing.assert_array_equal(ref[k], out[k])
+    with torch.no_grad():
+        expected = head(torch.from_numpy(ref["fused"])).numpy()
+    np.testing.assert_allclose(out["desc_pred"], expected, atol=1e-6)
+    again = type(model)(with_readout.config)       # what load_weights builds from config.json
+    again.load_state_dict(with_readout.state_dict(), strict=True)
+    fresh = type(model)(model.config)
+    fresh.load_extending(with_readout.state_dict())  # continuing training drops the readout
+    assert fresh.readout is None
