@@ -52,3 +52,23 @@ def test_every_bundled_release_verifies():
     assert releases
     for path in releases:
         assert load_weights(str(path)).sha256
+
+
+def test_readout_release_adds_a_column_and_changes_no_other():
+    """hsanet-moses-v2.1 is v2's encoder plus the descriptor head trained with it."""
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+
+    smiles = [line.split()[0] for line in DRUGS.read_text().splitlines() if line.strip()]
+    base, extended = Embedder("hsanet-moses-v2").embed(smiles), Embedder("hsanet-moses-v2.1")
+    result = extended.embed(smiles)
+    assert set(result.embeddings) == set(base.embeddings) | {"desc_pred"}
+    for column, values in base.embeddings.items():
+        np.testing.assert_array_equal(values, result.embeddings[column], err_msg=column)
+    # the columns are the named descriptors, in order: each tracks its real RDKit value
+    names = list(extended.weights.config.readout_descriptors)
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    functions = dict(Descriptors.descList)
+    for name in ("MolLogP", "TPSA", "NumHDonors", "NumAromaticRings"):
+        real = [functions[name](m) for m in mols]
+        assert np.corrcoef(real, result.embeddings["desc_pred"][:, names.index(name)])[0, 1] > 0.7, name
