@@ -60,7 +60,7 @@ class SourceAwareFusion(nn.Module):
             token, slot = (flat_index == e).nonzero(as_tuple=True)
             if not token.numel():
                 continue
-            hidden = F.gelu(torch.addmm(self.b1[e], flat[top_up(token)], self.w1[e]))
+            hidden = F.gelu(torch.addmm(self.b1[e], flat.index_select(0, top_up(token)), self.w1[e]))
             out = torch.addmm(self.b2[e], hidden, self.w2[e])[:token.numel()]
             fused = fused.index_add(0, token, out * flat_weight[token, slot, None].to(out.dtype))
         fused = fused.view(*t.shape[:-1], -1)                                         # B x T x d_out
