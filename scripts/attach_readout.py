@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from hsafeat.pretrain.objectives import StageCHeads
 from hsafeat.weights import load_weights, save_weights
 
 
@@ -34,11 +33,12 @@ def main() -> None:
     if set(ours) != set(state["model"]) or any(not torch.equal(ours[k], state["model"][k]) for k in ours):
         sys.exit(f"{a.checkpoint} does not hold the encoder of {source.name}: refusing to attach its head")
     names = source.card["targets"]["descriptors"]
-    head = state["heads_c"]
-    heads = StageCHeads(head["desc.weight"].shape[1], head["fp.weight"].shape[0],
-                        head["counts.weight"].shape[0] if "counts.weight" in head else 0, len(names))
-    heads.load_state_dict(head)
-    model = source.model.with_readout(heads.desc, names)
+    weight, bias = state["heads_c"]["desc.weight"], state["heads_c"]["desc.bias"]
+    if weight.shape[0] != len(names):
+        sys.exit(f"the checkpoint's head predicts {weight.shape[0]} descriptors, the card names {len(names)}")
+    head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    head.load_state_dict({"weight": weight, "bias": bias})
+    model = source.model.with_readout(head, names)
 
     card = {k: v for k, v in source.card.items() if k not in ("name", "sha256")}
     card["encoder_config"] = model.config.to_dict()
