@@ -381,10 +381,7 @@ def info(weights: WeightsOpt = None) -> None:
         loaded = load_weights(weights)
     except WeightsError as exc:
         fail(str(exc), EXIT_USAGE)
-    dims = {"fused": 2 * loaded.config.d_out, "level_i": loaded.config.d_out, "motif": loaded.config.d_out}
-    if loaded.config.readout_descriptors:
-        dims["desc_pred"] = len(loaded.config.readout_descriptors)
-    typer.echo(json.dumps({"path": str(loaded.path), "dims": dims, **loaded.card}, indent=1))
+    typer.echo(json.dumps({"path": str(loaded.path), "dims": loaded.config.column_dims(), **loaded.card}, indent=1))
 
 
 def main() -> None:

@@ -93,11 +93,7 @@ class Embedder:
         self.vocab = self.weights.vocab_index
         self.batch_size = batch_size
         self._batches = 0
-        config = self.weights.config
-        self.dims = {"fused": 2 * config.d_out, **{f"level_{i}": config.d_out for i in range(config.n_levels)},
-                     "motif": config.d_out}
-        if config.readout_descriptors:
-            self.dims["desc_pred"] = len(config.readout_descriptors)
+        self.dims = self.weights.config.column_dims()
 
     @property
     def model(self) -> torch.nn.Module:

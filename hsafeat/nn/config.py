@@ -38,6 +38,13 @@ class EncoderConfig:
     def n_tokens(self) -> int:
         return self.n_sources * self.n_queries
 
+    def column_dims(self) -> dict[str, int]:
+        """The embedding columns these weights write, and their widths."""
+        dims = {"fused": 2 * self.d_out, **{f"level_{i}": self.d_out for i in range(self.n_levels)}, "motif": self.d_out}
+        if self.readout_descriptors:
+            dims["desc_pred"] = len(self.readout_descriptors)
+        return dims
+
     def to_dict(self) -> dict:
         return asdict(self)
 
