@@ -24,6 +24,8 @@ class EncoderConfig:
     scaffold_router: bool = False   # H-MoE scaffold-aware routing
     size_embedding: bool = False    # log atom/bond/fragment counts added to the tokens (nn/size.py)
     readout_descriptors: tuple[str, ...] = ()   # names of the descriptors the readout predicts (encoder.py)
+    readout_kind: str = "linear"    # nn/readout.py: "linear" on fused, or "pooled_mlp" on fused + level sums
+    readout_hidden: int = 0         # pooled_mlp's hidden width
     dropout: float = 0.0
 
     @property

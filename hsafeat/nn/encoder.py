@@ -14,6 +14,7 @@ from hsafeat.nn.gnn import GINEBackbone
 from hsafeat.nn.hap import HierarchicalAdaptiveProjector
 from hsafeat.nn.moe import SourceAwareFusion
 from hsafeat.nn.motif import MotifStream
+from hsafeat.nn.readout import READOUT_KINDS, PooledMLPReadout, level_sums
 from hsafeat.nn.size import SizeEmbedding
 
 
@@ -61,13 +62,29 @@ class HSAEncoder(nn.Module):
         )
         self.motif = MotifStream(c.n_fragments, c.d_model, c.n_queries, c.n_heads, c.dropout)
         self.size = SizeEmbedding(c.d_model) if c.size_embedding else None
-        # Pretraining's descriptor head (standardised RDKit descriptors from `fused`), shipped so
-        # users get the model's descriptor predictions as a column: axis-aligned, named features
-        # that tree models use better than the raw embedding (measured in BENCHMARKS.md).
-        self.readout = nn.Linear(2 * c.d_out, len(c.readout_descriptors)) if c.readout_descriptors else None
+        # The descriptor readout (nn/readout.py), shipped so users get the model's descriptor
+        # predictions as a column: axis-aligned, named features that tree models use better than
+        # the raw embedding (measured in BENCHMARKS.md).
+        self.readout = self._make_readout(c)
         self.fusion = SourceAwareFusion(
             c.d_model, c.d_out, c.n_sources, c.n_queries, c.n_experts, c.top_k, c.scaffold_router,
         )
+
+    @staticmethod
+    def _make_readout(c: EncoderConfig) -> nn.Module | None:
+        if not c.readout_descriptors:
+            return None
+        if c.readout_kind == "linear":
+            return nn.Linear(2 * c.d_out, len(c.readout_descriptors))
+        if c.readout_kind == "pooled_mlp":
+            return PooledMLPReadout(2 * c.d_out + c.n_levels * c.d_model, c.readout_hidden, len(c.readout_descriptors))
+        raise ValueError(f"unknown readout kind {c.readout_kind!r}; known: {', '.join(READOUT_KINDS)}")
+
+    def readout_input(self, fused: torch.Tensor, levels: list[torch.Tensor], batch: GraphBatch) -> torch.Tensor:
+        """What this encoder's readout reads: fused, and for pooled_mlp also the level sums."""
+        if self.config.readout_kind == "pooled_mlp":
+            return torch.cat([fused, level_sums(levels, batch.batch, batch.n_graphs)], dim=-1)
+        return fused
 
     def load_extending(self, state: dict[str, torch.Tensor]) -> None:
         """Load weights of a model without the size embedding (which then stays at its zero
@@ -79,9 +96,10 @@ class HSAEncoder(nn.Module):
         if absent or unexpected:
             raise ValueError(f"weights do not match the encoder: missing {absent}, unexpected {unexpected}")
 
-    def with_readout(self, head: nn.Linear, names: list[str]) -> HSAEncoder:
-        """A copy of this encoder carrying `head` (fused -> the named descriptors) as its readout."""
-        model = HSAEncoder(replace(self.config, readout_descriptors=tuple(names)))
+    def with_readout(self, head: nn.Module, names: list[str], kind: str = "linear", hidden: int = 0) -> HSAEncoder:
+        """A copy of this encoder carrying `head` (readout_input -> the named descriptors) as its
+        readout; head must be what _make_readout builds for that kind."""
+        model = HSAEncoder(replace(self.config, readout_descriptors=tuple(names), readout_kind=kind, readout_hidden=hidden))
         model.load_extending(self.state_dict())
         model.readout.load_state_dict(head.state_dict())  # type: ignore[union-attr]
         return model.train(self.training)
@@ -113,5 +131,5 @@ class HSAEncoder(nn.Module):
             router_logits=fusion.router_logits,
             expert_index=fusion.expert_index,
             expert_weight=fusion.expert_weight,
-            desc_pred=self.readout(fused) if self.readout is not None else None,
+            desc_pred=self.readout(self.readout_input(fused, levels, batch)) if self.readout is not None else None,
         )

@@ -1,4 +1,6 @@
 """Invariants of ARCHITECTURE.md on a tiny random encoder."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from hsafeat.chem import mol_to_graph, parse_smiles
 from hsafeat.data import collate
 from hsafeat.nn.gate import ATTENTION, MAMBA
 from hsafeat.nn.losses import load_balancing_loss, nt_xent, scaffold_routing_contrastive
+from hsafeat.nn.readout import PooledMLPReadout, level_sums
 from tests.conftest import TEST_VOCAB, tiny_model
 
 VOCAB = {s: i for i, s in enumerate(TEST_VOCAB)}
@@ -194,3 +197,45 @@ def test_descriptor_readout_is_a_linear_map_of_fused_and_changes_nothing_else(mo
     fresh = type(model)(model.config)
     fresh.load_extending(with_readout.state_dict())  # continuing training drops the readout
     assert fresh.readout is None
+
+
+def pooled_readout_model(model):
+    c = model.config
+    d_in = 2 * c.d_out + c.n_levels * c.d_model  # fused + the level sums
+    torch.manual_seed(0)
+    head = PooledMLPReadout(d_in, 8, 2)
+    return model.with_readout(head, ["MolWt", "HeavyAtomCount"], kind="pooled_mlp", hidden=8), head
+
+
+def test_pooled_readout_keeps_the_invariants_and_changes_nothing_else(model):
+    pooled, _ = pooled_readout_model(model)
+    gs = graphs(MOLECULES)
+    ref, _ = embed(model, gs)
+    together, _ = embed(pooled, gs)
+    for k in ref:
+        np.testing.assert_array_equal(ref[k], together[k])
+    for i, smiles in enumerate(MOLECULES):
+        alone, _ = embed(pooled, [gs[i]])
+        np.testing.assert_allclose(alone["desc_pred"][0], together["desc_pred"][i], atol=1e-5)
+        mol = Chem.MolFromSmiles(smiles)
+        perm = np.random.default_rng(i).permutation(mol.GetNumAtoms()).tolist()
+        renumbered, _ = embed(pooled, [mol_to_graph(Chem.RenumberAtoms(mol, perm), VOCAB)])
+        np.testing.assert_allclose(renumbered["desc_pred"][0], together["desc_pred"][i], atol=1e-5)
+    again = type(model)(pooled.config)  # what load_weights builds from config.json
+    again.load_state_dict(pooled.state_dict(), strict=True)
+
+
+def test_pooled_readout_can_count_atoms(model):
+    """Unlike fused (means and maxima), the level sums grow with the molecule: a chain and its
+    doubled copy differ by exactly the doubled node-state sum in the readout's input."""
+    pooled, _ = pooled_readout_model(model)
+    two = collate(graphs(["C1CC1", "C1CC1.C1CC1"]))
+    with torch.inference_mode():
+        levels = pooled.backbone(two.x, two.edge_index, two.edge_attr)
+        sums = level_sums(levels, two.batch, two.n_graphs)
+    np.testing.assert_allclose(sums[1].numpy(), 2 * sums[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_readout_kind_is_refused(model):
+    with pytest.raises(ValueError, match="unknown readout kind"):
+        type(model)(replace(model.config, readout_descriptors=("MolWt",), readout_kind="quadratic"))

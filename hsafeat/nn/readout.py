@@ -1,0 +1,37 @@
+"""Descriptor readouts: the model's own predictions of standardised RDKit descriptors, written as
+the `desc_pred` column.
+
+- "linear" (hsanet-moses-v2.1): the linear stage-C head on `fused`, trained jointly with the
+  encoder.
+- "pooled_mlp": fitted afterwards on the frozen encoder (scripts/train_readout.py). Its input is
+  `fused` plus the SUM of every GNN level's node states. `fused` is built from means and maxima,
+  so it cannot count: extensive descriptors (MolWt, atom and ring counts, MolMR, LabuteASA) were
+  predicted poorly (MolWt r = 0.53 on the test drugs). Sums of node states make counts linear in
+  the input; a linear path keeps them exact and a one-hidden-layer MLP beside it adds what is not
+  linear (logP, TPSA contributions that depend on neighbours)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.utils import scatter
+
+READOUT_KINDS = ("linear", "pooled_mlp")
+SUM_SCALE = 1.0 / 32.0  # node-state sums over ~20-60 atoms, scaled to the size of the means in `fused`
+
+
+def level_sums(levels: list[torch.Tensor], batch_index: torch.Tensor, n_graphs: int) -> torch.Tensor:
+    """B x (n_levels * d_model): each molecule's sum of node states at every GNN depth, scaled."""
+    h = torch.cat(levels, dim=-1)
+    return scatter(h, batch_index, dim=0, dim_size=n_graphs, reduce="sum") * SUM_SCALE
+
+
+class PooledMLPReadout(nn.Module):
+    """[fused; level sums] -> descriptors, as a linear map plus a one-hidden-layer MLP."""
+
+    def __init__(self, d_in: int, hidden: int, n_desc: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(d_in, n_desc)
+        self.mlp = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, n_desc))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.mlp(x)
