@@ -1,11 +1,14 @@
 """Fit a descriptor readout on a frozen encoder and release the pair under a new name.
 
-    python scripts/train_readout.py --weights hsanet-moses-v2.1 --cache pretrain-work/v4-broad/corpus.npz \
-        --out weights/hsanet-moses-v2.2
+    python scripts/make_broad_corpus.py ../shared/data/pretrain/moses_train.csv.gz \
+        pretrain-work/broad.csv.gz --n 60000 --seed 3
+    python scripts/train_readout.py --weights hsanet-moses-v2.1 --corpus pretrain-work/broad.csv.gz \
+        --cache pretrain-work/readout/corpus.npz --out weights/hsanet-moses-v2.2
 
 The encoder's tensors are copied unchanged: only `desc_pred` changes. The cache is a pretraining
-corpus cache with v2 targets (`hsafeat pretrain` writes one as <workdir>/corpus.npz; it must use
-these weights' fragment vocabulary, as `--init-from` runs do). A seeded 10 % of its molecules is
+corpus cache with v2 targets: made from --corpus if it does not exist yet (~12 min for 54 k
+molecules on 2 cores), or one `hsafeat pretrain --init-from` wrote as <workdir>/corpus.npz (it
+must use these weights' fragment vocabulary). A seeded 10 % of its molecules is
 held out; the readout is chosen by its held-out loss (early stopping), never by benchmark
 scores, and the card records its held-out R² beside a linear readout on `fused` fitted the same
 way (what the linear kind can reach on this corpus)."""
@@ -23,7 +26,7 @@ from torch import nn
 
 from hsafeat.data.batch import collate
 from hsafeat.nn.readout import PooledMLPReadout, level_sums
-from hsafeat.pretrain.corpus import load_cache
+from hsafeat.pretrain.corpus import load_cache, prepare
 from hsafeat.weights import load_weights, save_weights
 
 REPORTED = ("MolWt", "HeavyAtomCount", "MolLogP", "TPSA", "NumHDonors", "RingCount", "NumRotatableBonds", "qed")
@@ -90,6 +93,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", required=True, help="released weights (name or directory) whose encoder is kept")
     ap.add_argument("--cache", required=True, type=Path, help="pretraining corpus cache (corpus.npz, v2 targets)")
+    ap.add_argument("--corpus", type=Path, help="CSV(.gz) of SMILES to build the cache from when it does not exist")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--epochs", type=int, default=60)
@@ -101,6 +105,11 @@ def main() -> None:
     torch.set_num_threads(a.threads)
 
     source = load_weights(a.weights)
+    if not a.cache.exists():
+        if a.corpus is None:
+            sys.exit(f"{a.cache} does not exist: give --corpus to build it")
+        a.cache.parent.mkdir(parents=True, exist_ok=True)
+        prepare(a.corpus, a.cache, None, a.seed, len(source.fragment_vocab), targets="v2", vocab=source.fragment_vocab)
     data = load_cache(a.cache)
     if data.vocab != source.fragment_vocab:
         sys.exit(f"{a.cache} was built with another fragment vocabulary than {source.name}")
