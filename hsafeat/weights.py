@@ -19,7 +19,7 @@ from hsafeat.nn.config import EncoderConfig
 from hsafeat.nn.encoder import HSAEncoder
 
 FORMAT_VERSION = 1
-DEFAULT_WEIGHTS = "hsanet-moses-v2.1"
+DEFAULT_WEIGHTS = "hsanet-moses-v2.2"
 ENV_WEIGHTS = "HSAFEAT_WEIGHTS"
 
 
