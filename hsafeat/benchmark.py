@@ -332,6 +332,23 @@ def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
     return [md, js]
 
 
+def _plot_absolute(result: dict[str, Any], name: str, path: Path, plt: Any) -> None:
+    """One featurizer: its best score per dataset, labelled with the metric."""
+    datasets = result["datasets"]
+    values = [np.nan if d["results"][name]["best"] is None else d["results"][name]["best"] for d in datasets.values()]
+    fig, ax = plt.subplots(figsize=(7.0, 4))
+    bars = ax.bar(np.arange(len(values)), values, 0.6, label=name)
+    for bar, d, v in zip(bars, datasets.values(), values):
+        ax.annotate(f"{d['metric']} {v:.3f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize="small")
+    ax.set_xticks(np.arange(len(values)), list(datasets))
+    ax.set_ylabel("best score (AUROC higher, RMSE lower is better)")
+    ax.set_title(f"hsafeat benchmark: {name}, best head, mean over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def save_plot(result: dict[str, Any], path: Path) -> None:
     """Grouped bars, one group per dataset: each featurizer's best score relative to ECFP (or to the
     first featurizer without ECFP), inverted for RMSE so that above 1 is always better. Needs matplotlib."""
@@ -341,6 +358,9 @@ def save_plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = result["featurizers"]
+    if len(names) == 1:  # nothing to compare with: a ratio to itself would draw no bars
+        _plot_absolute(result, names[0], path, plt)
+        return
     reference = "ecfp" if "ecfp" in names else names[0]
     shown = [f for f in names if f != reference] or names
     x = np.arange(len(result["datasets"]))

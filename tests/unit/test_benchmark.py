@@ -184,3 +184,25 @@ def test_cli_baselines_only_needs_no_weights(tiny_csv: Path, tmp_path: Path) -> 
 def test_cli_usage_errors(args: list[str], fragment: str, tiny_csv: Path, tiny_weights: Path) -> None:
     args = [a.replace("{csv}", f"t={tiny_csv}") for a in args]
     assert_one_line_error(invoke(["benchmark", *args], tiny_weights), 2, fragment)
+
+
+def test_plot_of_one_featurizer_shows_its_scores(bench_run: tuple, tmp_path: Path, monkeypatch) -> None:
+    """With nothing to compare against, the plot shows absolute scores (a ratio to itself is empty)."""
+    import matplotlib.axes
+
+    from hsafeat.benchmark import save_plot
+
+    _, out = bench_run
+    data = json.loads((out / "benchmark.json").read_text())
+    data["featurizers"] = ["fused"]
+    heights = []
+    real_bar = matplotlib.axes.Axes.bar
+
+    def recording_bar(self, x, h, *args, **kwargs):
+        heights.append(list(h))
+        return real_bar(self, x, h, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", recording_bar)
+    save_plot(data, tmp_path / "one.png")
+    assert heights == [[d["results"]["fused"]["best"] for d in data["datasets"].values()]]
+    assert (tmp_path / "one.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
