@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import hsafeat
 from hsafeat.engine import Embedded, Embedder
 from hsafeat.io import InputError, InputRow, InputSource
+from hsafeat.nn.readout import READOUT_KINDS
 from hsafeat.output import ParquetSink
 from hsafeat.weights import sha256_file
 from hsafeat.workers import featurized_chunks, share_cores
@@ -47,12 +48,6 @@ class RunSummary:
                 f"{self.rate:.0f} mol/s -> {self.output}")
 
 
-READOUT_TEXT = {
-    "linear": "linear readout of fused: the model's standardised RDKit descriptors",
-    "pooled_mlp": "readout of fused and the summed GNN node states (linear + MLP): the model's standardised RDKit descriptors",
-}
-
-
 def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int], layout: str,
                   engine: str = "local", device: str | None = None) -> dict:
     import rdkit
@@ -65,7 +60,7 @@ def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int],
         "columns": dims, "layout": layout, "dtype": "float32", "engine": engine, "device": device or str(embedder.device),
         "pooling": {"fused": "concat(mean, max) over the 28 SAF tokens",
                     "level_i": "mean of level i's 4 tokens after SAF", "motif": "mean of the 4 motif tokens after SAF",
-                    **({"desc_pred": READOUT_TEXT[w.config.readout_kind]} if "desc_pred" in dims else {})},
+                    **({"desc_pred": READOUT_KINDS[w.config.readout_kind]} if "desc_pred" in dims else {})},
         **({"desc_pred_names": list(w.config.readout_descriptors)} if "desc_pred" in dims else {}),
         "max_atoms": w.max_atoms, "input": source.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -116,9 +116,8 @@ def main() -> None:
     if data.targets != "v2":
         sys.exit(f"{a.cache} holds {data.targets} targets; the readout needs v2 (all RDKit descriptors)")
     graphs, desc = data.graphs[: a.limit], data.desc[: a.limit]
-    encoder = load_weights(a.weights).model
     t0 = time.perf_counter()
-    fused, sums = encoder_features(encoder, graphs)
+    fused, sums = encoder_features(source.model, graphs)
     t_features = time.perf_counter() - t0
     y = torch.from_numpy(desc)
     perm = np.random.default_rng(a.seed).permutation(len(y))

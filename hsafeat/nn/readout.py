@@ -15,7 +15,11 @@ import torch
 from torch import nn
 from torch_geometric.utils import scatter
 
-READOUT_KINDS = ("linear", "pooled_mlp")
+# kind -> what the desc_pred column is, as the Parquet metadata says it
+READOUT_KINDS = {
+    "linear": "linear readout of fused: the model's standardised RDKit descriptors",
+    "pooled_mlp": "readout of fused and the summed GNN node states (linear + MLP): the model's standardised RDKit descriptors",
+}
 SUM_SCALE = 1.0 / 32.0  # node-state sums over ~20-60 atoms, scaled to the size of the means in `fused`
 
 
