@@ -97,7 +97,12 @@ def build_vocab(examples: list[Example], size: int, min_count: int = 2) -> list[
 
 def featurize_corpus(smiles: list[str], workers: int = 2, targets: str = "v1") -> list[Example]:
     with Pool(workers) as pool:
-        return [ex for ex in pool.imap(partial(make_example, targets=targets), smiles, chunksize=256) if ex is not None]
+        examples = [ex for ex in pool.imap(partial(make_example, targets=targets), smiles, chunksize=256) if ex is not None]
+        # Let the workers finish on their own before leaving: Pool.__exit__ calls terminate(), which
+        # can hang for good if it races the pool replacing a worker (seen once in CI, under load).
+        pool.close()
+        pool.join()
+    return examples
 
 
 # --- the cache: one .npz of concatenated arrays plus per-molecule counts (no pickle) ---
