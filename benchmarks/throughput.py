@@ -4,9 +4,15 @@
 
 Prints, for each stage, the median mol/s over --repeats runs after one warm-up: RDKit parse +
 ECFP4 (single process, the reference), then hsafeat's stages alone in one process (parse, graph
-build, encoder on one torch thread and on all cores, Parquet write), and `hsafeat embed` end to
-end (read -> parse -> graph -> encoder -> Parquet, as a subprocess with its default workers, so
-including its start-up, also shown alone) with its peak RSS. Writes JSON with --out."""
+build, a featurization worker's whole job, encoder on one torch thread and on all cores, Parquet
+write), and `hsafeat embed` end to end (read -> parse -> graph -> encoder -> Parquet, as a
+subprocess with its default workers, so including its start-up, also shown alone) with its peak
+RSS. Writes JSON with --out.
+
+Two derived lines bound what any scheduling can reach on this machine: the *pipeline ceiling*
+(all cores busy on the single-core stage costs: featurize + encoder + write, nothing lost to
+start-up or imbalance) and the *RDKit floor* (all cores doing only the RDKit calls the graph cannot
+do without: parse, canonical SMILES, BRICS bonds, fragment SMILES)."""
 from __future__ import annotations
 
 import argparse
@@ -96,7 +102,19 @@ def main() -> None:
     mols = [parse_smiles(s).mol for s in smiles]
     results["hsafeat_parse"] = n / timed(lambda: [parse_smiles(s) for s in smiles], a.repeats)
     results["hsafeat_graph"] = n / timed(lambda: [mol_to_graph(m) for m in mols if m is not None], a.repeats)
+
+    def rdkit_floor() -> None:
+        for s in smiles:
+            m = Chem.MolFromSmiles(s)
+            if m is not None:
+                Chem.MolToSmiles(m)
+                Chem.FragmentOnBRICSBonds(m)
+                Chem.MolFragmentToSmiles(m, atomsToUse=list(range(m.GetNumAtoms())))
+
+    results["rdkit_calls_graph_needs"] = n / timed(rdkit_floor, a.repeats)
     embedder = Embedder(a.weights)
+    results["hsafeat_featurize_worker"] = n / timed(
+        lambda: featurize(smiles, embedder.vocab, embedder.weights.max_atoms), a.repeats)
     feats = featurize(smiles, embedder.vocab, embedder.weights.max_atoms)
     cores = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -130,6 +148,10 @@ def main() -> None:
     peak_rss_mb, peak_workers_mb = peaks[0], sum(peaks[1:])
 
     ratio = results["hsafeat_embed_end_to_end"] / results["rdkit_parse_ecfp4"]
+    cpus = os.cpu_count() or 1
+    single_core = ("hsafeat_featurize_worker", "hsafeat_encoder_1_thread", "hsafeat_parquet_write")
+    results["pipeline_ceiling"] = cpus / sum(1 / results[k] for k in single_core)
+    results["rdkit_floor_ceiling"] = cpus * results["rdkit_calls_graph_needs"]
     print(f"{n} molecules from {a.input}; median of {a.repeats} after a warm-up; {os.cpu_count()} cores")
     for k, v in results.items():
         print(f"  {k:28s} {v:9.0f} mol/s")

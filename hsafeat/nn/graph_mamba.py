@@ -40,7 +40,8 @@ class GraphMambaProjector(nn.Module):
         pad = tokens.new_zeros(n_rows, k, d)
         x = torch.cat([tokens + self.degree_embedding(degree), pad], dim=1)      # B x (L+K) x d
         s = torch.cat([structure, pad], dim=1)
-        readout_pos = (n_atoms[:, None] + torch.arange(k, device=tokens.device)).unsqueeze(-1).expand(-1, -1, d)
+        positions = n_atoms[:, None] + torch.arange(k, device=tokens.device)          # B x K
+        readout_pos = positions.unsqueeze(-1).expand(-1, -1, d)
         x = x.scatter(1, readout_pos, self.readout[level])                       # readouts after the last atom
-        h = x + self.mamba(self.norm(x), self.structure_norm(s))
-        return self.out_norm(h.gather(1, readout_pos))                          # B x K x d
+        h = x.gather(1, readout_pos) + self.mamba(self.norm(x), self.structure_norm(s), positions)
+        return self.out_norm(h)                                                  # B x K x d

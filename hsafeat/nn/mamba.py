@@ -16,15 +16,16 @@ from hsafeat.nn.ssm import selective_scan
 
 
 def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Same result as conv1d(x, weight, bias, padding=k-1, groups=D)[..., :L], written as k shifted
-    multiply-adds. oneDNN's conv keeps a cached primitive per input shape, and row counts vary
-    batch to batch: measured, that cache grew the process by ~30 MB per 1,000 molecules."""
-    k, length = weight.shape[-1], x.shape[-1]
-    padded = F.pad(x, (k - 1, 0))
-    out = padded[..., :length] * weight[:, 0, 0, None]
+    """conv1d(x, weight, bias, padding=k-1, groups=D)[..., :L] for x laid out B x L x D (channels
+    last, as the scan wants them), written as k shifted multiply-adds. oneDNN's conv keeps a cached
+    primitive per input shape, and row counts vary batch to batch: measured, that cache grew the
+    process by ~30 MB per 1,000 molecules."""
+    k, length = weight.shape[-1], x.shape[1]
+    padded = F.pad(x, (0, 0, k - 1, 0))
+    out = padded[:, :length] * weight[:, 0, 0]
     for j in range(1, k):
-        out = out.addcmul(padded[..., j:j + length], weight[:, 0, j, None])
-    return out if bias is None else out + bias[:, None]
+        out = out.addcmul(padded[:, j:j + length], weight[:, 0, j])
+    return out if bias is None else out + bias
 
 
 class RMSNorm(nn.Module):
@@ -56,16 +57,28 @@ class StructuredMamba(nn.Module):
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
         nn.init.zeros_(self.struct_proj.weight)
 
-    def forward(self, x: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, structure: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """x B x L x d (causal: later padding never reaches earlier tokens), structure B x L x d
-        (Â x in the same layout, zero where there is no graph neighbourhood) -> B x L x d."""
-        xz = self.in_proj(x).transpose(1, 2)                       # B x 2D x L
-        u, z = xz.chunk(2, dim=1)                                  # B x D x L each
-        u = F.silu(causal_depthwise_conv(u, self.conv1d.weight, self.conv1d.bias))
-        dt, B, C = self.x_proj(u.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = (dt @ self.dt_proj.weight.T + self.struct_proj(structure)).transpose(1, 2)  # B x D x L
+        (Â x in the same layout, zero where there is no graph neighbourhood) -> B x L x d; or,
+        given positions (B x P indices along L), only those positions: B x P x d.
+
+        The recurrence needs every position, but the gate z, the skip D u and out_proj act on
+        each position alone, so with positions they run on just those rows (the same arithmetic,
+        a fraction of it: the Graph-Mamba projector reads 4 readout positions out of ~30)."""
+        d_inner = self.D.shape[0]
+        w_u, w_z = self.in_proj.weight.split(d_inner)
+        # Channels last (B x L x D) throughout: the scan steps along L, and transposing to mamba-ssm's
+        # B x D x L in memory would make every per-step slice a strided copy.
+        u = F.silu(causal_depthwise_conv(x @ w_u.T, self.conv1d.weight, self.conv1d.bias))   # B x L x D
+        dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = dt @ self.dt_proj.weight.T + self.struct_proj(structure)                      # B x L x D
         y = selective_scan(
-            u, delta, -torch.exp(self.A_log.float()), B.transpose(1, 2), C.transpose(1, 2),
-            self.D.float(), z, self.dt_proj.bias.float(), delta_softplus=True,
-        )
-        return self.out_proj(y.transpose(1, 2))                    # B x L x d
+            u.transpose(1, 2), delta.transpose(1, 2), -torch.exp(self.A_log.float()), B.transpose(1, 2),
+            C.transpose(1, 2), None, None, self.dt_proj.bias.float(), delta_softplus=True,
+        ).transpose(1, 2)                                          # B x L x D
+        if positions is not None:
+            pick = positions.unsqueeze(-1)
+            x, y = x.gather(1, pick.expand(-1, -1, x.shape[-1])), y.gather(1, pick.expand(-1, -1, d_inner))
+            u = u.gather(1, pick.expand(-1, -1, d_inner))
+        y = (y + u * self.D.float()) * F.silu(x @ w_z.T)          # as selective_scan applies D and z
+        return self.out_proj(y.to(x.dtype))
