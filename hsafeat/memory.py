@@ -1,13 +1,14 @@
 """Keeping the main process's memory flat over millions of molecules.
 
-Batches of ever-different shapes fragment glibc's heap: freed tensors leave holes that later,
-larger tensors do not fit, so the heap keeps growing (measured: 0.5 -> 1.0 GB over 25,000
-molecules, and past 2 GB by 110,000, untrimmed). malloc_trim hands the free pages back, but every
-page it returns is faulted back in by the next batch, and page faults are dear on small VMs:
-trimming after every batch held the process at 0.93 GB and cost 44 % of the throughput (90,000
-MOSES molecules, BENCHMARKS.md "Memory"). So the heap is trimmed only when the resident size has
-grown `headroom` beyond its size after the first batch that follows the last trim (the batch
-working set faulted back in): rarely, and never far above that floor."""
+Batches of ever-different shapes fragment glibc's heap: freed tensors leave holes that later
+tensors do not fit, so an untrimmed heap keeps growing (the first full-MOSES run passed 2.16 GB by
+110,000 molecules). malloc_trim hands the free pages back, but the next batch faults them back in.
+Measured on 20,000 MOSES molecules, policies alternating (BENCHMARKS.md, "Memory"): trimming
+after every batch peaked at 853 MiB and was the slowest (298-344 mol/s), every 8 batches 1,013 MiB
+(332-416; but that peak creeps up over a long run), never 1,466 MiB (369-434; unbounded), and
+this policy 1,260 MiB (407-424): trim only when the resident size has grown `headroom` past its
+size after the first batch that follows the last trim (the batch working set faulted back in).
+It trims rarely and bounds the peak by construction."""
 from __future__ import annotations
 
 import ctypes

@@ -1,0 +1,38 @@
+"""Featurization in worker processes returns the chunks in input order, bit for bit what the main
+process alone computes."""
+from pathlib import Path
+
+import numpy as np
+
+import hsafeat.workers as workers
+from hsafeat.engine import featurize
+from hsafeat.io import InputRow
+
+DRUGS = Path(__file__).parents[1] / "data" / "drugs.smi"
+VOCAB = {"[UNK]": 0, "c1ccccc1": 1, "CC": 2}
+
+
+def chunks(size: int = 3) -> list[list[InputRow]]:
+    smiles = [ln.split()[0] for ln in DRUGS.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    smiles += ["not a smiles", ""]
+    rows = [InputRow(i, str(i), s) for i, s in enumerate(smiles)]
+    return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+
+def assert_same(got, want) -> None:
+    assert [c for c, _ in got] == [c for c, _ in want]
+    for (_, a), (_, b) in zip(got, want):
+        assert a.canonical == b.canonical and a.errors == b.errors
+        for ga, gb in zip(a.graphs, b.graphs):
+            assert (ga is None) == (gb is None)
+            if ga is not None:
+                for name in vars(ga):
+                    assert np.array_equal(getattr(ga, name), getattr(gb, name)), name
+
+
+def serial() -> list:
+    return [(c, featurize([r.smiles for r in c], VOCAB, 500)) for c in chunks()]
+
+
+def test_worker_path_equals_the_serial_path() -> None:
+    assert_same(list(workers.featurized_chunks(iter(chunks()), VOCAB, 500, workers=2)), serial())
