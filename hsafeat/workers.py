@@ -31,9 +31,12 @@ def _featurize(smiles: list[str]) -> Featurized:
 
 
 def default_workers() -> int:
-    """Half the cores featurize, the other half run torch: per molecule the graph build and the
-    encoder cost about the same single-core time (measured on 2 cores: 1.4 ms and 1.5 ms), so an
-    even split balances the two stages. 1 worker on 2 cores, 32 on 64 (not measured beyond 2)."""
+    """Half the cores featurize, the other half run torch. Per molecule a worker's job (parse,
+    graph, canonical SMILES) costs ~2 ms and the encoder ~1.35 ms on one core (session 7), so on
+    2 cores the worker sets the pace and the main process idles ~1/3 of the time; a second worker
+    measured +6 % end to end but costs another ~355 MiB, and the main process featurizing chunks
+    itself while it waits measured slower (BENCHMARKS.md, "Session 7"). 1 worker on 2 cores, 32
+    on 64 (not measured beyond 2)."""
     return max(1, (os.cpu_count() or 2) // 2)
 
 
