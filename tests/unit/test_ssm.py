@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hsafeat.nn.mamba import StructuredMamba
 from hsafeat.nn.ssm import fused_scan_available, selective_scan, selective_scan_ref
 
 
@@ -72,9 +73,6 @@ def test_fused_kernel_matches_reference():
 def mamba_block_reference(block, x, structure):
     """StructuredMamba written as mamba-ssm lays it out: B x D x L, torch's conv1d, the scan applying
     D and z itself, every position projected."""
-    from hsafeat.nn.mamba import StructuredMamba
-
-    assert isinstance(block, StructuredMamba)
     xz = block.in_proj(x).transpose(1, 2)
     u, z = xz.chunk(2, dim=1)
     u = F.silu(block.conv1d(u)[..., :x.shape[1]])
@@ -86,8 +84,6 @@ def mamba_block_reference(block, x, structure):
 
 
 def test_mamba_block_equals_the_mamba_ssm_layout_and_picks_positions_exactly():
-    from hsafeat.nn.mamba import StructuredMamba
-
     torch.manual_seed(0)
     block = StructuredMamba(16, d_state=4, d_conv=4, expand=1, dt_rank=4).double().eval()
     torch.nn.init.normal_(block.struct_proj.weight, std=0.1)  # zero at init: make the structure count
