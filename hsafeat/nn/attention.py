@@ -17,7 +17,13 @@ class CrossAttentionBlock(nn.Module):
     def forward(self, queries: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """queries B x K x d, tokens B x L x d, mask B x L (True = real token) -> B x K x d.
         Every row must have at least one real token."""
-        attended, _ = self.attn(queries, tokens, tokens, key_padding_mask=~mask, need_weights=False)
+        # The padding goes in as attn_mask, not key_padding_mask: torch checks the latter with
+        # torch._check_with, whose first call imports sympy (0.6 s of every start-up). Same
+        # -inf entries, same attention (bit for bit, tests/unit/test_encoder.py).
+        n_batch, n_queries, n_tokens = queries.size(0), queries.size(1), tokens.size(1)
+        padding = (~mask).view(n_batch, 1, 1, n_tokens).expand(-1, self.attn.num_heads, n_queries, -1)
+        attended, _ = self.attn(queries, tokens, tokens, attn_mask=padding.reshape(-1, n_queries, n_tokens),
+                                need_weights=False)
         q = self.norm1(queries + attended)
         return self.norm2(q + self.ffn(q))
 

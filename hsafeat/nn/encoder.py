@@ -6,7 +6,6 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
-from torch_geometric.utils import scatter
 
 from hsafeat.data.batch import GraphBatch
 from hsafeat.nn.config import EncoderConfig
@@ -15,6 +14,7 @@ from hsafeat.nn.hap import HierarchicalAdaptiveProjector
 from hsafeat.nn.moe import SourceAwareFusion
 from hsafeat.nn.motif import MotifStream
 from hsafeat.nn.readout import READOUT_KINDS, PooledMLPReadout, level_sums
+from hsafeat.nn.scatter import scatter_sum
 from hsafeat.nn.size import SizeEmbedding
 
 
@@ -43,11 +43,11 @@ class EncoderOutput:
 
 def scaffold_context(h: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
     """Mean of node states over each molecule's Bemis-Murcko framework (all atoms if acyclic)."""
-    has_scaffold = scatter(batch.scaffold.float(), batch.batch, dim=0, dim_size=batch.n_graphs, reduce="sum") > 0
+    has_scaffold = scatter_sum(batch.scaffold.float(), batch.batch, batch.n_graphs) > 0
     use = batch.scaffold | ~has_scaffold[batch.batch]
     w = use.to(h.dtype)[:, None]
-    total = scatter(h * w, batch.batch, dim=0, dim_size=batch.n_graphs, reduce="sum")
-    count = scatter(w, batch.batch, dim=0, dim_size=batch.n_graphs, reduce="sum").clamp(min=1.0)
+    total = scatter_sum(h * w, batch.batch, batch.n_graphs)
+    count = scatter_sum(w, batch.batch, batch.n_graphs).clamp(min=1.0)
     return total / count
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.nn import GINEConv
+
+from hsafeat.nn.scatter import scatter_sum
 
 
 class CategoricalEmbedding(nn.Module):
@@ -30,6 +31,24 @@ class CategoricalEmbedding(nn.Module):
         return (codes[:, None] // self.place) % self.sizes, inverse
 
 
+class GINEConv(nn.Module):
+    """GINE: nn((1 + eps) h_i + sum over edges j -> i of relu(h_j + e_ji)), as torch_geometric's
+    GINEConv(nn, train_eps=True) computes it, with its parameter names (nn.*, eps), so PyG-era
+    weights load unchanged; tests/unit/test_scatter.py checks it equals PyG's bit for bit."""
+
+    def __init__(self, mlp: nn.Module) -> None:
+        super().__init__()
+        self.nn = mlp
+        self.eps = nn.Parameter(torch.zeros(1))
+        for layer in mlp.modules():  # PyG re-initialises the MLP: the same draws keep seeded pretraining reproducible
+            if layer is not mlp and hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+
+    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        messages = (h.index_select(0, edge_index[0]) + edge_attr).relu()
+        return self.nn(scatter_sum(messages, edge_index[1], h.size(0)) + (1 + self.eps) * h)
+
+
 class GINEBackbone(nn.Module):
     """h(l+1) = h(l) + act(LN(GINE(h(l), e))) ; the last layer has no activation."""
 
@@ -43,7 +62,7 @@ class GINEBackbone(nn.Module):
         self.convs = nn.ModuleList(
             GINEConv(nn.Sequential(
                 nn.Linear(d_model, 2 * d_model), nn.LayerNorm(2 * d_model), nn.ReLU(), nn.Linear(2 * d_model, d_model),
-            ), train_eps=True)
+            ))
             for _ in range(n_layers)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))

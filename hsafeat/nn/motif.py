@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.utils import scatter, to_dense_batch
 
 from hsafeat.data.batch import GraphBatch
 from hsafeat.nn.attention import CrossAttentionBlock
+from hsafeat.nn.scatter import scatter_mean, to_dense_batch
 
 
 class MotifStream(nn.Module):
@@ -20,9 +20,8 @@ class MotifStream(nn.Module):
     def forward(self, h: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
         """h: last-level node states N x d -> B x K x d."""
         n_frags = batch.frag_ids.shape[0]
-        pooled = scatter(h, batch.frag_index, dim=0, dim_size=n_frags, reduce="mean")   # F x d
+        pooled = scatter_mean(h, batch.frag_index, n_frags)   # F x d
         frags = self.fragment_embedding(batch.frag_ids) + pooled
-        dense, mask = to_dense_batch(frags, batch.frag_batch, batch_size=batch.n_graphs,
-                                     max_num_nodes=batch.frag_width)                     # B x F x d
+        dense, mask = to_dense_batch(frags, batch.frag_batch, batch.n_graphs, batch.frag_width)                     # B x F x d
         queries = self.queries.expand(batch.n_graphs, -1, -1)
         return self.block(queries, dense, mask)

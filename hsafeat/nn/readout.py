@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.utils import scatter
+
+from hsafeat.nn.scatter import scatter_sum
 
 # kind -> what the desc_pred column is, as the Parquet metadata says it
 READOUT_KINDS = {
@@ -26,7 +27,7 @@ SUM_SCALE = 1.0 / 32.0  # node-state sums over ~20-60 atoms, scaled to the size 
 def level_sums(levels: list[torch.Tensor], batch_index: torch.Tensor, n_graphs: int) -> torch.Tensor:
     """B x (n_levels * d_model): each molecule's sum of node states at every GNN depth, scaled."""
     h = torch.cat(levels, dim=-1)
-    return scatter(h, batch_index, dim=0, dim_size=n_graphs, reduce="sum") * SUM_SCALE
+    return scatter_sum(h, batch_index, n_graphs) * SUM_SCALE
 
 
 class PooledMLPReadout(nn.Module):

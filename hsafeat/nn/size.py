@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.utils import scatter
 
 from hsafeat.data.batch import GraphBatch
+from hsafeat.nn.scatter import scatter_sum
 
 N_SIZE_FEATURES = 3
 
@@ -22,9 +22,8 @@ def size_features(batch: GraphBatch) -> torch.Tensor:
     """B x 3: log1p of heavy atoms, bonds and BRICS fragments per molecule."""
     n = batch.n_graphs
     atoms = batch.n_atoms.float()
-    bonds = scatter(torch.ones_like(batch.edge_index[0], dtype=torch.float32), batch.batch[batch.edge_index[0]],
-                    dim=0, dim_size=n, reduce="sum") / 2
-    frags = scatter(torch.ones_like(batch.frag_batch, dtype=torch.float32), batch.frag_batch, dim=0, dim_size=n, reduce="sum")
+    bonds = scatter_sum(torch.ones_like(batch.edge_index[0], dtype=torch.float32), batch.batch[batch.edge_index[0]], n) / 2
+    frags = scatter_sum(torch.ones_like(batch.frag_batch, dtype=torch.float32), batch.frag_batch, n)
     return torch.log1p(torch.stack([atoms, bonds, frags], dim=-1))
 
 

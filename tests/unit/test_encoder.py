@@ -239,3 +239,19 @@ def test_pooled_readout_can_count_atoms(model):
 def test_unknown_readout_kind_is_refused(model):
     with pytest.raises(ValueError, match="unknown readout kind"):
         type(model)(replace(model.config, readout_descriptors=("MolWt",), readout_kind="quadratic"))
+
+
+def test_cross_attention_mask_equals_key_padding_mask():
+    """The block passes its padding as attn_mask (start-up: key_padding_mask imports sympy);
+    the result must be what key_padding_mask gives, bit for bit."""
+    from hsafeat.nn.attention import CrossAttentionBlock
+
+    torch.manual_seed(0)
+    block = CrossAttentionBlock(16, 4).eval()
+    queries, tokens = torch.randn(3, 2, 16), torch.randn(3, 5, 16)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    with torch.inference_mode():
+        attended, _ = block.attn(queries, tokens, tokens, key_padding_mask=~mask, need_weights=False)
+        q = block.norm1(queries + attended)
+        expected = block.norm2(q + block.ffn(q))
+        assert torch.equal(block(queries, tokens, mask), expected)
