@@ -57,6 +57,19 @@ def resolve_workers(workers: int | None, estimated_rows: int | None) -> int:
     return 0 if estimated_rows is not None and estimated_rows <= 4096 else default_workers()
 
 
+def plan_workers(source, workers: int | None) -> tuple[int | None, int]:  # noqa: ANN001
+    """(estimated rows, featurization processes); when there are any, their fork server starts
+    now, importing RDKit while this process imports torch and loads the weights."""
+    from hsafeat.io import estimate_rows
+    from hsafeat.workers import prestart
+
+    estimated = estimate_rows(source)
+    n_workers = resolve_workers(workers, estimated)
+    if n_workers > 0:
+        prestart()
+    return estimated, n_workers
+
+
 def require_writable(*paths: Path | None) -> None:
     """Fail before any work when an output cannot be written."""
     from hsafeat.output import OutputError, check_writable
@@ -82,15 +95,16 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does: finished row groups are kept
 
 
-def run_with_progress(source, job, interrupted: str = "interrupted"):  # noqa: ANN001, ANN201
-    """Run job(progress=..., estimated=...) under a progress bar; input and output errors met
-    mid-run become one line and exit 1; Ctrl-C or SIGTERM print `interrupted` and exit 130."""
+def run_with_progress(source, job, interrupted: str = "interrupted", estimated: int | None = None):  # noqa: ANN001, ANN201
+    """Run job(progress=..., estimated=...) under a progress bar (estimated: the row count, counted
+    here if not given); input and output errors met mid-run become one line and exit 1; Ctrl-C or
+    SIGTERM print `interrupted` and exit 130."""
     import signal
 
     from hsafeat.io import InputError, estimate_rows
     from hsafeat.output import OutputError
 
-    estimated = estimate_rows(source)
+    estimated = estimate_rows(source) if estimated is None else estimated
     signal.signal(signal.SIGTERM, _terminate)
     with progress_bar() as bar:
         bar.add_task("embed", total=estimated, rate="-")
@@ -252,13 +266,15 @@ def embed(
             fail("--engine ray needs an input file, not stdin", EXIT_USAGE)
         embed_on_ray(source, output, weights, levels, layout, batch_size, device, actors, ray_address, resume, row_group_size)
         return
+    estimated, n_workers = plan_workers(source, workers)
     embedder = make_embedder(weights, device, batch_size)  # usage errors above are reported before torch loads
     from hsafeat.pipeline import embed_file
 
     chosen = chosen_levels(levels, embedder.dims)
     summary = run_with_progress(source, lambda progress, estimated: embed_file(
-        source, output, embedder, chosen, layout, progress=progress, workers=resolve_workers(workers, estimated),
-        resume=resume, row_group_size=row_group_size), interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
+        source, output, embedder, chosen, layout, progress=progress, workers=n_workers,
+        resume=resume, row_group_size=row_group_size), estimated=estimated,
+        interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
     typer.echo(summary.line(), err=True)
 
 
@@ -294,12 +310,13 @@ def inspect_gates_cmd(
     """Show how the encoder routed each molecule: HAP gate per level, SAF expert weights per source."""
     require_writable(output, plot)
     source = open_source(input_path, smiles_column, id_column)
+    estimated, n_workers = plan_workers(source, workers)
     embedder = make_embedder(weights, device, batch_size)
     from hsafeat.gates import render_table, save_plot
     from hsafeat.pipeline import inspect_gates
 
     summary, stats = run_with_progress(source, lambda progress, estimated: inspect_gates(
-        source, output, embedder, progress=progress, workers=resolve_workers(workers, estimated)))
+        source, output, embedder, progress=progress, workers=n_workers), estimated=estimated)
     render_table(stats, embedder.weights.name)
     if plot is not None:
         try:

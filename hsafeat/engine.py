@@ -9,10 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from rdkit import Chem
 
-from hsafeat.chem.graph import MolGraph, mol_to_graph
-from hsafeat.chem.parse import parse_smiles
+from hsafeat.chem.featurize import Featurized, featurize
 from hsafeat.data.batch import collate
 from hsafeat.data.buckets import plan_batches
 from hsafeat.memory import HeapTrimmer
@@ -30,13 +28,6 @@ def resolve_device(device: str) -> torch.device:
 
 
 @dataclass
-class Featurized:
-    graphs: list[MolGraph | None]
-    canonical: list[str | None]
-    errors: list[str | None]
-
-
-@dataclass
 class Embedded:
     canonical: list[str | None]
     errors: list[str | None]
@@ -44,22 +35,6 @@ class Embedded:
     embeddings: dict[str, np.ndarray]    # name -> n x D float32 (NaN on invalid rows)
     gate_probs: np.ndarray               # n x n_levels x 2 (attention, mamba); NaN on invalid rows
     expert_weights: np.ndarray           # n x n_sources x n_experts: mean sparse SAF weight per source
-
-
-def featurize_one(smiles: str, vocab: dict[str, int], max_atoms: int) -> tuple[MolGraph | None, str | None, str | None]:
-    """(graph, canonical SMILES, None) for a valid molecule, (None, None, reason) otherwise."""
-    parsed = parse_smiles(smiles, max_atoms)
-    if parsed.mol is None:
-        return None, None, parsed.error
-    try:
-        return mol_to_graph(parsed.mol, vocab), Chem.MolToSmiles(parsed.mol), None
-    except Exception as exc:  # noqa: BLE001 - one odd molecule must not stop a run
-        return None, None, f"featurization failed: {exc}"
-
-
-def featurize(smiles: list[str], vocab: dict[str, int], max_atoms: int) -> Featurized:
-    results = [featurize_one(s, vocab, max_atoms) for s in smiles]
-    return Featurized([r[0] for r in results], [r[1] for r in results], [r[2] for r in results])
 
 
 class Embedder:

@@ -2,7 +2,14 @@
 
 RDKit parsing and graph building are pure Python + C++ and hold the GIL, so threads would
 serialise them with torch; processes don't. Chunks are submitted a bounded distance ahead of
-the encoder (memory stays constant) and come back in input order."""
+the encoder (memory stays constant) and come back in input order.
+
+Workers come from a fork server that imported only hsafeat.chem (RDKit, numpy), never torch: a
+worker forked from the main process carried torch's pages, 355-370 MiB of RSS each, against
+~115 MiB this way (session 8), and forking after torch has started its thread pools is unsafe.
+`prestart` launches the server while the main process is still importing torch. Like any
+spawn-style start, it imports the caller's main module again in the server: a script that embeds
+with workers through the Python API needs the usual `if __name__ == "__main__":` guard."""
 from __future__ import annotations
 
 import multiprocessing
@@ -10,33 +17,50 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing.context import BaseContext
 
-from hsafeat.engine import Featurized, featurize
+from hsafeat.chem.featurize import Featurized, featurize
 from hsafeat.io import InputRow
 
 _VOCAB: dict[str, int] = {}
 _MAX_ATOMS = 0
+_PRELOAD = ["hsafeat.chem.featurize", "hsafeat.workers"]
 
 
 def _init(vocab: dict[str, int], max_atoms: int) -> None:
     global _VOCAB, _MAX_ATOMS
     _VOCAB, _MAX_ATOMS = vocab, max_atoms
-    import torch  # the parent may have torch loaded; keep workers single-threaded
-
-    torch.set_num_threads(1)
 
 
 def _featurize(smiles: list[str]) -> Featurized:
     return featurize(smiles, _VOCAB, _MAX_ATOMS)
 
 
+def _context() -> BaseContext:
+    """A fork server where the platform has one (Linux, macOS), else spawn (Windows)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def prestart() -> None:
+    """Start the fork server now (it imports RDKit in parallel with whatever the caller does next)."""
+    context = _context()
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def default_workers() -> int:
     """Half the cores featurize, the other half run torch. Per molecule a worker's job (parse,
     graph, canonical SMILES) costs ~2 ms and the encoder ~1.35 ms on one core (session 7), so on
-    2 cores the worker sets the pace and the main process idles ~1/3 of the time; a second worker
-    measured +6 % end to end but costs another ~355 MiB, and the main process featurizing chunks
-    itself while it waits measured slower (BENCHMARKS.md, "Session 7"). 1 worker on 2 cores, 32
-    on 64 (not measured beyond 2)."""
+    2 cores the worker sets the pace and the main process idles ~1/3 of the time. A second worker
+    measured +6 % (session 7, forked workers) and +2 % (session 8, fork-server workers of ~90 MiB),
+    within this VM's noise; the main process featurizing chunks itself while it waits measured
+    slower (BENCHMARKS.md, "Session 7"). 1 worker on 2 cores, 32 on 64 (not measured beyond 2)."""
     return max(1, (os.cpu_count() or 2) // 2)
 
 
@@ -56,10 +80,7 @@ def featurized_chunks(
         for chunk in chunks:
             yield chunk, featurize([r.smiles for r in chunk], vocab, max_atoms)
         return
-    # fork is cheap and the children never touch torch's thread pools; spawn elsewhere.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_init, initargs=(vocab, max_atoms)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init, initargs=(vocab, max_atoms)) as pool:
         pending: deque[tuple[list[InputRow], Future[Featurized]]] = deque()
         for chunk in chunks:
             pending.append((chunk, pool.submit(_featurize, [r.smiles for r in chunk])))

@@ -36,3 +36,21 @@ def serial() -> list:
 
 def test_worker_path_equals_the_serial_path() -> None:
     assert_same(list(workers.featurized_chunks(iter(chunks()), VOCAB, 500, workers=2)), serial())
+
+
+def test_workers_do_not_load_torch() -> None:
+    """Workers come from a torch-free fork server: ~115 MiB each, not a copy of the parent's torch."""
+    import os
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pytest
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc")
+    import torch  # noqa: F401 - the parent has torch loaded, as the CLI's main process does
+
+    with ProcessPoolExecutor(1, mp_context=workers._context()) as pool:
+        pid = pool.submit(os.getpid).result()
+        with open(f"/proc/{pid}/maps") as f:
+            assert "libtorch" not in f.read()

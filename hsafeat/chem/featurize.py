@@ -1,0 +1,33 @@
+"""A chunk of SMILES -> graphs, canonical SMILES and error reasons, row-aligned: the work the
+featurization processes do. Torch-free, so those processes start without it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rdkit import Chem
+
+from hsafeat.chem.graph import MolGraph, mol_to_graph
+from hsafeat.chem.parse import parse_smiles
+
+
+@dataclass
+class Featurized:
+    graphs: list[MolGraph | None]
+    canonical: list[str | None]
+    errors: list[str | None]
+
+
+def featurize_one(smiles: str, vocab: dict[str, int], max_atoms: int) -> tuple[MolGraph | None, str | None, str | None]:
+    """(graph, canonical SMILES, None) for a valid molecule, (None, None, reason) otherwise."""
+    parsed = parse_smiles(smiles, max_atoms)
+    if parsed.mol is None:
+        return None, None, parsed.error
+    try:
+        return mol_to_graph(parsed.mol, vocab), Chem.MolToSmiles(parsed.mol), None
+    except Exception as exc:  # noqa: BLE001 - one odd molecule must not stop a run
+        return None, None, f"featurization failed: {exc}"
+
+
+def featurize(smiles: list[str], vocab: dict[str, int], max_atoms: int) -> Featurized:
+    results = [featurize_one(s, vocab, max_atoms) for s in smiles]
+    return Featurized([r[0] for r in results], [r[1] for r in results], [r[2] for r in results])
