@@ -73,6 +73,21 @@ def share_cores(workers: int) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
 
 
+def ramped(chunks: Iterator[list[InputRow]], smallest: int = 128) -> Iterator[list[InputRow]]:
+    """The first chunk in pieces of 128, 128, 256, 512, ... rows, then the chunks as they come:
+    the encoder waits for a worker only until the first small piece is done, not a whole chunk
+    (~2 s for 1,024 molecules). Outputs don't change: embeddings don't depend on batch neighbours."""
+    first = next(chunks, None)
+    if first is None:
+        return
+    start = 0
+    while start < len(first):
+        size = max(smallest, start)
+        yield first[start:start + size]
+        start += size
+    yield from chunks
+
+
 def featurized_chunks(
     chunks: Iterator[list[InputRow]], vocab: dict[str, int], max_atoms: int, workers: int,
 ) -> Iterator[tuple[list[InputRow], Featurized]]:
@@ -80,6 +95,7 @@ def featurized_chunks(
         for chunk in chunks:
             yield chunk, featurize([r.smiles for r in chunk], vocab, max_atoms)
         return
+    chunks = ramped(chunks)
     with ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init, initargs=(vocab, max_atoms)) as pool:
         pending: deque[tuple[list[InputRow], Future[Featurized]]] = deque()
         for chunk in chunks:

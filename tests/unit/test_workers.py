@@ -54,3 +54,13 @@ def test_workers_do_not_load_torch() -> None:
         pid = pool.submit(os.getpid).result()
         with open(f"/proc/{pid}/maps") as f:
             assert "libtorch" not in f.read()
+
+
+def test_ramped_splits_only_the_first_chunk() -> None:
+    rows = [InputRow(i, str(i), "C") for i in range(1500)]
+    chunks = [rows[:1024], rows[1024:]]
+    pieces = list(workers.ramped(iter(chunks), smallest=128))
+    assert [len(p) for p in pieces] == [128, 128, 256, 512, 476]
+    assert [r for p in pieces for r in p] == rows
+    assert list(workers.ramped(iter([]))) == []
+    assert [len(p) for p in workers.ramped(iter([rows[:100]]), smallest=128)] == [100]
