@@ -43,10 +43,11 @@ def proximity_mix(dense: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
 
 
 def masked_mean_std(dense: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """dense ... x B x L x d, mask B x L -> ... x B x 2d: [mean; std] over real atoms."""
+    """dense ... x B x L x d, zero where mask (B x L) is False, as densify leaves it -> ... x B x 2d:
+    [mean; std] over real atoms. The mean needs no masking: the padding adds exact zeros."""
     m = mask.to(dense.dtype)[..., None]
     n = m.sum(-2).clamp(min=1.0)
-    mean = (dense * m).sum(-2) / n
+    mean = dense.sum(-2) / n
     var = (((dense - mean.unsqueeze(-2)) ** 2) * m).sum(-2) / n
     return torch.cat([mean, torch.sqrt(var + 1e-6)], dim=-1)
 
