@@ -5,11 +5,12 @@ serialise them with torch; processes don't. Chunks are submitted a bounded dista
 the encoder (memory stays constant) and come back in input order.
 
 Workers come from a fork server that imported only hsafeat.chem (RDKit, numpy), never torch: a
-worker forked from the main process carried torch's pages, 355-370 MiB of RSS each, against
-~115 MiB this way (session 8), and forking after torch has started its thread pools is unsafe.
-`prestart` launches the server while the main process is still importing torch. Like any
-spawn-style start, it imports the caller's main module again in the server: a script that embeds
-with workers through the Python API needs the usual `if __name__ == "__main__":` guard."""
+worker forked from the main process carried torch's pages (peak RSS 223 MiB, 355-370 MiB while
+torch-geometric was imported) against 93 MiB this way beside an ~80 MiB server (session 8), and
+forking after torch has started its thread pools is unsafe. `prestart` launches the server while
+the main process is still importing torch. Like any spawn-style start, each worker imports the
+caller's main module again: a script that embeds with workers through the Python API needs the
+usual `if __name__ == "__main__":` guard."""
 from __future__ import annotations
 
 import multiprocessing
@@ -18,9 +19,12 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.context import BaseContext
+from typing import TYPE_CHECKING
 
 from hsafeat.chem.featurize import Featurized, featurize
-from hsafeat.io import InputRow
+
+if TYPE_CHECKING:  # the workers import this module: keep pyarrow out of them
+    from hsafeat.io import InputRow
 
 _VOCAB: dict[str, int] = {}
 _MAX_ATOMS = 0
@@ -56,11 +60,11 @@ def prestart() -> None:
 
 def default_workers() -> int:
     """Half the cores featurize, the other half run torch. Per molecule a worker's job (parse,
-    graph, canonical SMILES) costs ~2 ms and the encoder ~1.35 ms on one core (session 7), so on
-    2 cores the worker sets the pace and the main process idles ~1/3 of the time. A second worker
-    measured +6 % (session 7, forked workers) and +2 % (session 8, fork-server workers of ~90 MiB),
-    within this VM's noise; the main process featurizing chunks itself while it waits measured
-    slower (BENCHMARKS.md, "Session 7"). 1 worker on 2 cores, 32 on 64 (not measured beyond 2)."""
+    graph, canonical SMILES) and the encoder on one core cost about the same, ~2 ms each on the
+    2-core VM (session 8; session 7 had the encoder cheaper). A second worker on 2 cores measured
+    +6 % (session 7, forked) and +2 % (session 8, fork server), within this VM's noise; the main
+    process featurizing chunks itself while it waits measured slower (BENCHMARKS.md, "Session 7").
+    1 worker on 2 cores, 32 on 64 (not measured beyond 2)."""
     return max(1, (os.cpu_count() or 2) // 2)
 
 
