@@ -20,8 +20,8 @@ class MotifStream(nn.Module):
     def forward(self, h: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
         """h: last-level node states N x d -> B x K x d."""
         n_frags = batch.frag_ids.shape[0]
-        pooled = scatter_mean(h, batch.frag_index, n_frags)   # F x d
+        pooled = scatter_mean(h, batch.frag_index, n_frags)                                  # F x d
         frags = self.fragment_embedding(batch.frag_ids) + pooled
-        dense, mask = to_dense_batch(frags, batch.frag_batch, batch.n_graphs, batch.frag_width)                     # B x F x d
+        dense, mask = to_dense_batch(frags, batch.frag_batch, batch.n_graphs, batch.frag_width)  # B x F x d
         queries = self.queries.expand(batch.n_graphs, -1, -1)
         return self.block(queries, dense, mask)

@@ -1,8 +1,8 @@
 """Scatter sums and means over graph indices, and padding to dense batches, in plain torch.
 
-The same arithmetic as torch_geometric.utils.scatter and to_dense_batch (scatter_add_ into
-zeros; a mean divides by the count clamped at 1), so weights and embeddings are unchanged, bit for
-bit (tests/unit/test_scatter.py compares with PyG). Importing torch_geometric pulls in
+The same arithmetic as torch_geometric.utils.scatter and to_dense_batch (rows added into zeros
+in index order; a mean divides by the count clamped at 1), so weights and embeddings are unchanged,
+bit for bit (tests/unit/test_scatter.py compares with PyG). Importing torch_geometric pulls in
 torch._dynamo and every dataset module: 2.5 s of each `hsafeat embed` start-up (session 8,
 docs/DESIGN.md "Start-up"), for four small functions."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 
-def _rows(index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """index (N) as an index of like's rows, expanded over its other dimensions."""
-    return index.view(-1, *([1] * (like.dim() - 1))).expand_as(like)
+def _per_row(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """values (one per row of like) broadcast over like's other dimensions."""
+    return values.view(-1, *([1] * (like.dim() - 1))).expand_as(like)
 
 
 def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
@@ -26,7 +26,7 @@ def scatter_mean(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch
     """Row means per index; rows no entry maps to are zero."""
     count = src.new_zeros(dim_size).scatter_add_(0, index, src.new_ones(src.size(0))).clamp(min=1)
     total = scatter_sum(src, index, dim_size)
-    return total / _rows(count, total)
+    return total / _per_row(count, total)
 
 
 def to_dense_batch(x: torch.Tensor, batch: torch.Tensor, batch_size: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
