@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the workers import this module: keep pyarrow out of them
 
 _VOCAB: dict[str, int] = {}
 _MAX_ATOMS = 0
-_PRELOAD = ["hsafeat.chem.featurize", "hsafeat.workers"]
+_PRELOAD = ["hsafeat.workers"]  # and through it hsafeat.chem: what every worker runs
 
 
 def _init(vocab: dict[str, int], max_atoms: int) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 import hsafeat.workers as workers
-from hsafeat.engine import featurize
+from hsafeat.chem.featurize import featurize
 from hsafeat.io import InputRow
 
 DRUGS = Path(__file__).parents[1] / "data" / "drugs.smi"
