@@ -243,7 +243,7 @@ def embed(
     workers: WorkersOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command from its last complete row group.")] = False,
     row_group_size: Annotated[int, typer.Option("--row-group-size", min=1, help="Rows per Parquet row group, the unit that --resume keeps.")] = 8192,
-    engine: Annotated[str, typer.Option("--engine", help="local, or ray: embed on a Ray cluster (pip install 'hsafeat[ray]').")] = "local",
+    engine: Annotated[str, typer.Option("--engine", help="local, or ray: embed on a Ray cluster (pip install 'hsafeat\\[ray]').")] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray).")] = None,
     actors: Annotated[int | None, typer.Option("--actors", min=1, help="Ray engine: encoder actors (default: one per CPU, or per GPU with --device cuda).")] = None,
 ) -> None:

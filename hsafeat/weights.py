@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hsafeat.chem.features import feature_spec
+from hsafeat.chem.fragments import vocabulary_index
 from hsafeat.nn.config import EncoderConfig
 from hsafeat.nn.encoder import HSAEncoder
 
@@ -40,7 +41,7 @@ class LoadedWeights:
 
     @property
     def vocab_index(self) -> dict[str, int]:
-        return {s: i for i, s in enumerate(self.fragment_vocab)}
+        return vocabulary_index(self.fragment_vocab)
 
 
 def sha256_file(path: Path) -> str:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from rdkit import Chem
 
+from hsafeat.chem.fragment_names import FragmentNames, keyable
 from hsafeat.chem.graph import MolGraph, mol_to_graph
-from hsafeat.chem.parse import parse_smiles
+from hsafeat.chem.parse import may_carry_stereo, parse_smiles
 
 
 @dataclass
@@ -17,13 +18,18 @@ class Featurized:
     errors: list[str | None]
 
 
+# Per process: each featurization worker fills its own.
+FRAGMENT_NAMES = FragmentNames()
+
+
 def featurize_one(smiles: str, vocab: dict[str, int], max_atoms: int) -> tuple[MolGraph | None, str | None, str | None]:
     """(graph, canonical SMILES, None) for a valid molecule, (None, None, reason) otherwise."""
     parsed = parse_smiles(smiles, max_atoms)
     if parsed.mol is None:
         return None, None, parsed.error
     try:
-        return mol_to_graph(parsed.mol, vocab), Chem.MolToSmiles(parsed.mol), None
+        names = FRAGMENT_NAMES if keyable(smiles) else None
+        return mol_to_graph(parsed.mol, vocab, may_carry_stereo(smiles), names), Chem.MolToSmiles(parsed.mol), None
     except Exception as exc:  # noqa: BLE001 - one odd molecule must not stop a run
         return None, None, f"featurization failed: {exc}"
 

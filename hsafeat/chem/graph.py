@@ -7,7 +7,8 @@ import numpy as np
 from rdkit import Chem
 
 from hsafeat.chem.features import ATOM_FEATURES, atom_features, bond_features
-from hsafeat.chem.fragments import brics_fragments, scaffold_atoms, serialisation_order
+from hsafeat.chem.fragment_names import FragmentNames
+from hsafeat.chem.fragments import brics_pieces, fragment_smiles, scaffold_atoms, serialisation_order
 from hsafeat.chem.proximity import proximity
 
 UNK_FRAGMENT = 0  # id 0 of every fragment vocabulary is UNK
@@ -35,18 +36,27 @@ def canonical_ranks(mol: Chem.Mol) -> np.ndarray:
     return np.asarray(list(Chem.CanonicalRankAtoms(mol, breakTies=True)), dtype=np.int64)
 
 
-def mol_to_graph(mol: Chem.Mol, vocab: dict[str, int] | None = None) -> MolGraph:
-    """Featurize one sanitized molecule. Fragments missing from vocab map to UNK."""
-    return mol_to_graph_and_fragments(mol, vocab)[0]
+def mol_to_graph(
+    mol: Chem.Mol, vocab: dict[str, int] | None = None, stereo: bool = True, names: FragmentNames | None = None,
+) -> MolGraph:
+    """Featurize one sanitized molecule. Fragments missing from vocab map to UNK. Two shortcuts
+    that leave the graph the same, for callers that read the SMILES: stereo=False when it has no
+    stereo marks (parse.may_carry_stereo), so the features skip asking RDKit for them; names,
+    fragment names remembered from earlier molecules (only where fragment_names.keyable)."""
+    return mol_to_graph_and_fragments(mol, vocab, stereo, names)[0]
 
 
-def mol_to_graph_and_fragments(mol: Chem.Mol, vocab: dict[str, int] | None = None) -> tuple[MolGraph, list[str]]:
+def mol_to_graph_and_fragments(
+    mol: Chem.Mol, vocab: dict[str, int] | None = None, stereo: bool = True, names: FragmentNames | None = None,
+) -> tuple[MolGraph, list[str]]:
     """mol_to_graph, also returning the BRICS fragment SMILES (for building vocabularies)."""
     ranks = canonical_ranks(mol)
-    x = atom_features(mol, ranks)
-    edge_index, edge_attr = bond_features(mol)
+    x = atom_features(mol, ranks, stereo)
+    edge_index, edge_attr = bond_features(mol, stereo)
     bond_ends = edge_index[:, ::2].T                 # m x 2: bond k's atoms (edge 2k)
-    frag_index, frag_smiles = brics_fragments(mol, ranks, bond_ends)
+    frag_index, kept = brics_pieces(mol, ranks, bond_ends)
+    frag_smiles = (names.smiles(mol, x, edge_attr, bond_ends, ranks, frag_index, kept) if names is not None
+                   else fragment_smiles(mol, frag_index, kept, bond_ends))
     degree = np.bincount(edge_index[0], minlength=mol.GetNumAtoms())
     prox_index, prox_weight = proximity(mol)
     vocab = vocab or {}

@@ -30,6 +30,13 @@ def _clean(log: str) -> str:
     return lines[0] if lines else "RDKit could not parse the SMILES"
 
 
+def may_carry_stereo(smiles: str) -> bool:
+    """False when the SMILES cannot give any atom a chiral tag or any bond a stereo label:
+    RDKit sets those only from '@' and from '/' '\\' around a double bond (and CXSMILES
+    extensions, after '|'). Most library SMILES (all of MOSES) have none."""
+    return any(mark in smiles for mark in "@/\\|")
+
+
 def parse_smiles(smiles: str, max_atoms: int = MAX_ATOMS) -> ParsedMolecule:
     """Parse and sanitize one SMILES. Empty, oversized and unparsable input give an error."""
     smiles = smiles.strip()

@@ -13,7 +13,7 @@ from hsafeat.nn.gnn import GINEBackbone
 from hsafeat.nn.hap import HierarchicalAdaptiveProjector
 from hsafeat.nn.moe import SourceAwareFusion
 from hsafeat.nn.motif import MotifStream
-from hsafeat.nn.readout import READOUT_KINDS, PooledMLPReadout, level_sums
+from hsafeat.nn.readout import READOUT_KINDS, PooledMLPReadout, level_sums, one_thread
 from hsafeat.nn.scatter import scatter_sum
 from hsafeat.nn.size import SizeEmbedding
 
@@ -131,5 +131,13 @@ class HSAEncoder(nn.Module):
             router_logits=fusion.router_logits,
             expert_index=fusion.expert_index,
             expert_weight=fusion.expert_weight,
-            desc_pred=self.readout(self.readout_input(fused, levels, batch)) if self.readout is not None else None,
+            desc_pred=self.descriptors(fused, levels, batch),
         )
+
+    def descriptors(self, fused: torch.Tensor, levels: list[torch.Tensor], batch: GraphBatch) -> torch.Tensor | None:
+        if self.readout is None:
+            return None
+        if self.training:
+            return self.readout(self.readout_input(fused, levels, batch))
+        with one_thread():  # the same bits whatever the thread count, as the embeddings
+            return self.readout(self.readout_input(fused, levels, batch))

@@ -75,6 +75,8 @@ class StructuredMamba(nn.Module):
         y = selective_scan(
             u.transpose(1, 2), delta.transpose(1, 2), -torch.exp(self.A_log.float()), B.transpose(1, 2),
             C.transpose(1, 2), None, None, self.dt_proj.bias.float(), delta_softplus=True,
+            # the read-out C h only where positions are read (a host sync on CUDA, where it is unused)
+            first_output=int(positions.min()) if positions is not None and positions.numel() and not x.is_cuda else 0,
         ).transpose(1, 2)                                          # B x L x D
         if positions is not None:
             pick = positions.unsqueeze(-1)

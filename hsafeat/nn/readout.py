@@ -11,6 +11,9 @@ the `desc_pred` column.
   linear (logP, TPSA contributions that depend on neighbours)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -28,6 +31,22 @@ def level_sums(levels: list[torch.Tensor], batch_index: torch.Tensor, n_graphs: 
     """B x (n_levels * d_model): each molecule's sum of node states at every GNN depth, scaled."""
     h = torch.cat(levels, dim=-1)
     return scatter_sum(h, batch_index, n_graphs) * SUM_SCALE
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch ops on one thread, then restore the count. The readout's 1,024-wide products
+    split their sums across threads otherwise (oneDNN/MKL), so desc_pred changed in the last
+    bits (up to 1.3e-5) with the thread count while every other column stayed the same."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class PooledMLPReadout(nn.Module):

@@ -23,6 +23,7 @@ import numpy as np
 from rdkit import Chem
 from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
+from hsafeat.chem.fragments import vocabulary_index
 from hsafeat.chem.graph import MolGraph, mol_to_graph_and_fragments
 from hsafeat.chem.parse import parse_smiles
 
@@ -112,7 +113,7 @@ _EDGE = ("edge_attr",)                    # per directed edge (edge_index stacke
 
 
 def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha256: str, targets: str = "v1") -> None:
-    index = {s: i for i, s in enumerate(vocab)}
+    index = vocabulary_index(vocab)
     gs = [ex.graph for ex in examples]
     arrays = {
         "n_atoms": np.asarray([g.n_atoms for g in gs]),

@@ -295,3 +295,9 @@ def test_batch_size_does_not_change_embeddings(tiny_weights: Path, tmp_path: Pat
     for name in dims:
         np.testing.assert_allclose(embedding_matrix(a, name)[valid], embedding_matrix(b, name)[valid],
                                    atol=1e-5, rtol=0, err_msg=name)
+
+
+def test_help_shows_the_install_extras():
+    """Rich reads '[ray]' as markup and drops it unless escaped."""
+    result = invoke(["embed", "--help"])
+    assert "pip install 'hsafeat[ray]'" in result.output

@@ -5,7 +5,8 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from hsafeat.chem import mol_to_graph, parse_smiles
 from hsafeat.chem.features import ATOM_FEATURES, ATOM_OTHER, BOND_FEATURES, BOND_OTHER
-from hsafeat.chem.fragments import scaffold_atoms
+from hsafeat.chem.fragments import canonical_name, scaffold_atoms, vocabulary_index
+from hsafeat.chem.graph import mol_to_graph_and_fragments
 
 
 @pytest.mark.parametrize("smiles,fragment", [
@@ -128,3 +129,22 @@ def test_enantiomers_differ():
 def test_text_after_smiles_is_an_error():
     assert "unexpected text" in parse_smiles("CCO CCN").error
     assert parse_smiles("CCO |$a;b;c$|").valid
+
+
+@pytest.mark.parametrize("smiles", [  # RDKit's fragment writer spelt these fragments two ways by atom order
+    "C1=CC=CC2=C1N(C(=O)N2)CCCN4CCC(C(C3=CC=C(F)C=C3)=O)CC4", "O=c1[nH]c2ccccc2n1CCOc1ccc(Cl)cc1",
+    "Cc1ncnn1CC(=O)Nc1ccccc1", "c1ncn(n1)Cc1ccc(cc1)C#N",
+])
+def test_fragment_names_do_not_depend_on_atom_order(smiles):
+    mol = Chem.MolFromSmiles(smiles)
+    reference = sorted(mol_to_graph_and_fragments(mol)[1])
+    for seed in range(12):
+        perm = np.random.default_rng(seed).permutation(mol.GetNumAtoms()).tolist()
+        assert sorted(mol_to_graph_and_fragments(Chem.RenumberAtoms(mol, perm))[1]) == reference, seed
+
+
+def test_vocabulary_keeps_the_lower_id_of_two_spellings():
+    index = vocabulary_index(["[UNK]", "c1ncnn1", "CC", "c1nncn1", "O=c1[nH]c2ccccc2n1"])
+    assert index[canonical_name("c1nncn1")] == 1 and index["CC"] == 2
+    assert index[canonical_name("O=c1nc2ccccc2[nH]1")] == 4
+    assert len(index) == 4

@@ -94,3 +94,12 @@ def test_mamba_block_equals_the_mamba_ssm_layout_and_picks_positions_exactly():
         positions = torch.tensor([[0, 4], [7, 8], [2, 2]])
         picked = block(x, structure, positions)
     assert torch.equal(picked, full.gather(1, positions[..., None].expand(-1, -1, 16)))
+
+
+@pytest.mark.parametrize("first_output", [1, 17, 40])
+def test_scan_read_out_from_a_later_step_gives_the_same_bits_there(first_output):
+    u, delta, A, B, C, D, z, bias = (t.float() for t in random_inputs(n_batch=5, n_dim=16, n_state=8, length=40))
+    with torch.inference_mode():
+        full = selective_scan_ref(u, delta, A, B, C, D, z, bias, True)
+        late = selective_scan_ref(u, delta, A, B, C, D, z, bias, True, first_output=first_output)
+    assert torch.equal(late[..., first_output:], full[..., first_output:])
