@@ -69,6 +69,8 @@ def test_remembered_names_skip_the_writer(monkeypatch):
     names = FragmentNames()
     first = mol_to_graph_and_fragments(parse_smiles("CC(=O)Nc1ccc(OCC2CC2)cc1").mol, names=names)[1]
     assert len(calls) == 1
+    assert mol_to_graph_and_fragments(parse_smiles("CC(=O)Nc1ccc(OCC2CC2)cc1").mol, names=names)[1] == first
+    assert len(calls) == 1  # every name from memory
     # the same fragments in another molecule and another atom order: nothing left to write
     again = mol_to_graph_and_fragments(renumbered("CC(=O)Nc1ccc(OCC2CC2)cc1", 3), names=names)[1]
     assert sorted(again) == sorted(first)
