@@ -77,18 +77,6 @@ def share_cores(workers: int) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
 
 
-def lend_idle_cores(workers: int, idle: bool) -> None:
-    """Before the caller encodes a chunk: if every chunk handed to the workers is done, they stay
-    idle until the next one is handed over, after this encoding, so torch may use their cores too.
-    Only where that keeps within 2 threads: 1 and 2 threads give the same bits, more may not
-    (docs/DESIGN.md, "Thread count"), and the output must not depend on timing."""
-    import torch
-
-    cores = os.cpu_count() or 1
-    base = max(1, cores - workers)
-    torch.set_num_threads(cores if idle and cores <= 2 else base)
-
-
 def ramped(chunks: Iterator[list[InputRow]], smallest: int = 128) -> Iterator[list[InputRow]]:
     """The first chunk in pieces of 128, 128, 256, 512, ... rows, then the chunks as they come:
     the encoder waits for a worker only until the first small piece is done, not a whole chunk
@@ -118,11 +106,7 @@ def featurized_chunks(
             pending.append((chunk, pool.submit(_featurize, [r.smiles for r in chunk])))
             if len(pending) > 2 * workers:
                 done, future = pending.popleft()
-                result = future.result()
-                lend_idle_cores(workers, idle=all(f.done() for _, f in pending))
-                yield done, result
+                yield done, future.result()
         while pending:
             done, future = pending.popleft()
-            result = future.result()
-            lend_idle_cores(workers, idle=all(f.done() for _, f in pending))
-            yield done, result
+            yield done, future.result()

@@ -3,7 +3,6 @@ process alone computes."""
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import hsafeat.workers as workers
 from hsafeat.chem.featurize import featurize
@@ -65,16 +64,3 @@ def test_ramped_splits_only_the_first_chunk() -> None:
     assert [r for p in pieces for r in p] == rows
     assert list(workers.ramped(iter([]))) == []
     assert [len(p) for p in workers.ramped(iter([rows[:100]]), smallest=128)] == [100]
-
-
-@pytest.mark.parametrize("cores,idle,threads", [(2, True, 2), (2, False, 1), (8, True, 4), (8, False, 4), (1, True, 1)])
-def test_idle_worker_cores_go_to_torch_only_within_two_threads(monkeypatch, cores, idle, threads):
-    import torch
-
-    monkeypatch.setattr(workers.os, "cpu_count", lambda: cores)
-    before = torch.get_num_threads()
-    try:
-        workers.lend_idle_cores(max(1, cores // 2), idle)
-        assert torch.get_num_threads() == threads
-    finally:
-        torch.set_num_threads(before)
