@@ -16,16 +16,23 @@ import re
 import numpy as np
 from rdkit import Chem
 
-from hsafeat.chem.features import ATOM_FEATURES, BOND_FEATURES
+from hsafeat.chem.features import (
+    ATOM_FEATURES,
+    ATOM_OTHER,
+    BOND_FEATURES,
+    BOND_OTHER,
+    CHARGES,
+    DEGREES,
+    NUM_HS,
+    RADICALS,
+)
 from hsafeat.chem.fragments import fragment_smiles
 
 _KEY_FEATURES = ("atomic_num", "degree", "formal_charge", "num_hs", "radical_electrons", "aromatic")
 _ATOM_COLUMNS = np.array([list(ATOM_FEATURES).index(name) for name in _KEY_FEATURES])
-# per key column, the first category that is not a plain value ("other", then [MASK] for the
-# element); the aromatic flag has none
-_ATOM_OTHER = np.array([ATOM_FEATURES[name] - {"atomic_num": 2, "aromatic": 0}.get(name, 1) for name in _KEY_FEATURES])
+# per key column, the first category that is not a plain value ("other"); aromatic has none
+_ATOM_OTHER = np.array([ATOM_OTHER, len(DEGREES), len(CHARGES), len(NUM_HS), len(RADICALS), 2])
 _BOND_TYPE = list(BOND_FEATURES).index("bond_type")
-_BOND_OTHER = BOND_FEATURES["bond_type"] - 2
 _BOND_CODES = 8  # > number of bond-type categories
 # stereo marks, CXSMILES extensions, and bracket atoms with an isotope ([13C]) or an atom map ([C:1])
 _NOT_KEYED = re.compile(r"[@/\\|]|\[\d|\[[^\]]*:")
@@ -52,7 +59,7 @@ class FragmentNames:
         x, edge_attr: the molecule's atom and bond features (edge 2k is bond k)."""
         atoms = x[:, _ATOM_COLUMNS]
         bond_types = edge_attr[0::2, _BOND_TYPE]
-        if not len(kept) or (atoms >= _ATOM_OTHER).any() or (bond_types >= _BOND_OTHER).any():
+        if not len(kept) or (atoms >= _ATOM_OTHER).any() or (bond_types >= BOND_OTHER).any():
             return fragment_smiles(mol, frag_index, kept, bond_ends)
         keys = self._keys(atoms, bond_types, bond_ends, ranks, frag_index, kept)
         names = [self.known.get(key) for key in keys]
