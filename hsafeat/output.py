@@ -1,9 +1,11 @@
 """Parquet output of embeddings: the schema, and a sink that never leaves a half-written file
 at its destination and can resume an interrupted run.
 
-How the sink works: rows are buffered into row groups; every complete row group is written as a
-small Parquet file of its own in a hidden work directory beside the destination
-(`.NAME.parts/`) and recorded in its manifest. close() merges the parts into a temporary file,
+How the sink works: rows are buffered into row groups; every complete row group is written as an
+uncompressed Arrow IPC file of its own in a hidden work directory beside the destination
+(`.NAME.parts/`) and recorded in its manifest. Parts in Arrow's own format cost a copy to write
+and a memory map to read back, so each row group is Parquet-encoded and compressed only once, by
+the merge (measured in BENCHMARKS.md, "Session 10"). close() merges the parts into a temporary file,
 fsyncs it and renames it onto the destination, then removes the work directory. A run that is
 killed leaves the work directory and nothing at the destination; the same run started again with
 resume=True (same run key: input, weights, options) continues after the last recorded part, and
@@ -22,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 METADATA_KEY = b"hsafeat"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: parts are Arrow IPC files (1: Parquet)
+PART_SUFFIX = ".arrow"
 
 
 class OutputError(Exception):
@@ -154,7 +157,7 @@ class ParquetSink:
             self._parts, self.rows_done, self.valid_done = manifest["parts"], manifest["rows"], manifest["valid"]
             self._meta = manifest["metadata"]  # the first start's metadata (its created_at)
             for stray in self.work.glob("part-*"):  # written after the last manifest update
-                if int(stray.name[5:11]) >= self._parts or not stray.name.endswith(".parquet"):
+                if int(stray.name[5:11]) >= self._parts or not stray.name.endswith(PART_SUFFIX):
                     stray.unlink()
         else:
             shutil.rmtree(self.work, ignore_errors=True)
@@ -175,7 +178,7 @@ class ParquetSink:
         })
 
     def _part(self, k: int) -> Path:
-        return self.work / f"part-{k:06d}.parquet"
+        return self.work / f"part-{k:06d}{PART_SUFFIX}"
 
     def _fail(self, e: OSError) -> None:
         self.abort()
@@ -222,8 +225,8 @@ class ParquetSink:
             while len(table) - start >= self.row_group_size or (final and start < len(table)):
                 group = table.slice(start, self.row_group_size)
                 tmp = self._part(self._parts).with_suffix(".tmp")
-                pq.write_table(group, tmp, row_group_size=self.row_group_size, compression=self._codec,
-                               use_dictionary=["error"])
+                with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, self._schema) as part:
+                    part.write_table(group)
                 os.replace(tmp, self._part(self._parts))
                 self._parts += 1
                 self.rows_done += len(group)
@@ -248,8 +251,8 @@ class ParquetSink:
             self._flush(final=True)
             with pq.ParquetWriter(tmp, final, compression=self._codec, use_dictionary=["error"]) as writer:
                 for k in range(self._parts):
-                    part = pq.read_table(self._part(k))
-                    writer.write_table(part, row_group_size=self.row_group_size)
+                    with pa.memory_map(str(self._part(k))) as source:
+                        writer.write_table(pa.ipc.open_file(source).read_all(), row_group_size=self.row_group_size)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)

@@ -53,7 +53,7 @@ def wait_for_parts(out: Path, proc: subprocess.Popen, n: int = 3) -> None:
     work = out.parent / f".{out.name}.parts"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(list(work.glob("part-*.parquet"))) >= n:
+        if len(list(work.glob("part-*.arrow"))) >= n:
             return
         time.sleep(0.01)
     raise AssertionError(f"the run ended or stalled before writing {n} row groups: {proc.communicate()}")

@@ -403,8 +403,8 @@ def test_sink_oserror_becomes_output_error(tmp_path: Path, monkeypatch: pytest.M
     def full(*a: object, **k: object) -> None:
         raise OSError(28, "No space left on device")
 
-    if when == "row group":
-        monkeypatch.setattr(pq, "write_table", full)
+    if when == "row group":  # parts are Arrow IPC files
+        monkeypatch.setattr(pa.ipc, "new_file", full)
         with pytest.raises(OutputError, match="No space left on device"):
             sink.write(_chunk(0, 2, {"e": 2}, set()))
     else:
