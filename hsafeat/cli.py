@@ -47,24 +47,29 @@ def bar_updater(bar):  # noqa: ANN001, ANN201
     return update
 
 
-def resolve_workers(workers: int | None, estimated_rows: int | None) -> int:
+def resolve_workers(workers: int | None, estimated_rows: int | None, encode_in_workers: bool = False) -> int:
     """Explicit --workers wins; by default small inputs skip the process pool (its start-up costs
-    more than it saves) and large ones give half the cores to workers."""
+    more than it saves) and large ones give half the cores to workers. Workers that also encode
+    are one per core (at least one, whatever the input size)."""
+    import os
+
     from hsafeat.workers import default_workers
 
+    if encode_in_workers:
+        return max(1, workers if workers is not None else os.cpu_count() or 1)
     if workers is not None:
         return workers
     return 0 if estimated_rows is not None and estimated_rows <= 4096 else default_workers()
 
 
-def plan_workers(source, workers: int | None) -> tuple[int | None, int]:  # noqa: ANN001
-    """(estimated rows, featurization processes); when there are any, their fork server starts
-    now, importing RDKit while this process imports torch and loads the weights."""
+def plan_workers(source, workers: int | None, encode_in_workers: bool = False) -> tuple[int | None, int]:  # noqa: ANN001
+    """(estimated rows, worker processes); when there are any, their fork server starts now,
+    importing RDKit while this process imports torch and loads the weights."""
     from hsafeat.io import estimate_rows
     from hsafeat.workers import prestart
 
     estimated = estimate_rows(source)
-    n_workers = resolve_workers(workers, estimated)
+    n_workers = resolve_workers(workers, estimated, encode_in_workers)
     if n_workers > 0:
         prestart()
     return estimated, n_workers
@@ -241,6 +246,10 @@ def embed(
     device: DeviceOpt = "cpu",
     weights: WeightsOpt = None,
     workers: WorkersOpt = None,
+    encode_in_workers: Annotated[bool, typer.Option(
+        "--encode-in-workers",
+        help="CPU: every worker featurizes and encodes (one per core unless --workers; ~1.5x the memory), the main process only writes.",
+    )] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command from its last complete row group.")] = False,
     row_group_size: Annotated[int, typer.Option("--row-group-size", min=1, help="Rows per Parquet row group, the unit that --resume keeps.")] = 8192,
     engine: Annotated[str, typer.Option("--engine", help="local, or ray: embed on a Ray cluster (pip install 'hsafeat\\[ray]').")] = "local",
@@ -266,14 +275,18 @@ def embed(
             fail("--engine ray needs an input file, not stdin", EXIT_USAGE)
         embed_on_ray(source, output, weights, levels, layout, batch_size, device, actors, ray_address, resume, row_group_size)
         return
-    estimated, n_workers = plan_workers(source, workers)
+    if encode_in_workers and device.startswith("cuda"):
+        fail("--encode-in-workers runs the encoder on CPU workers; the GPU encoder runs in the main process", EXIT_USAGE)
+    estimated, n_workers = plan_workers(source, workers, encode_in_workers)
     embedder = make_embedder(weights, device, batch_size)  # usage errors above are reported before torch loads
+    if encode_in_workers and embedder.device.type != "cpu":  # --device auto found a GPU
+        fail("--encode-in-workers runs the encoder on CPU workers; add --device cpu", EXIT_USAGE)
     from hsafeat.pipeline import embed_file
 
     chosen = chosen_levels(levels, embedder.dims)
     summary = run_with_progress(source, lambda progress, estimated: embed_file(
         source, output, embedder, chosen, layout, progress=progress, workers=n_workers,
-        resume=resume, row_group_size=row_group_size), estimated=estimated,
+        resume=resume, row_group_size=row_group_size, encode_in_workers=encode_in_workers), estimated=estimated,
         interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
     typer.echo(summary.line(), err=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from hsafeat.io import InputError, InputRow, InputSource
 from hsafeat.nn.readout import READOUT_KINDS
 from hsafeat.output import ParquetSink
 from hsafeat.weights import sha256_file
-from hsafeat.workers import featurized_chunks, share_cores
+from hsafeat.workers import embedded_chunks, featurized_chunks, share_cores
 
 SCHEMA_VERSION = "hsafeat-embeddings-1"
 GATES_SCHEMA_VERSION = "hsafeat-gates-1"
@@ -80,6 +80,19 @@ def _featurized(source: InputSource, embedder: Embedder, chunk_size: int, worker
     return featurized_chunks(source.iter_chunks(chunk_size, skip), embedder.vocab, w.max_atoms, workers)
 
 
+def _embedded(source: InputSource, embedder: Embedder, chunk_size: int, workers: int, encode_in_workers: bool,
+              skip: int = 0) -> Iterator[tuple[list[InputRow], Embedded]]:
+    """The input's chunks with their results: encoded here (workers featurize ahead), or, with
+    encode_in_workers, featurized and encoded in the workers (hsafeat.workers)."""
+    if encode_in_workers:
+        if embedder.device.type != "cpu":
+            raise ValueError("encode_in_workers runs the encoder on CPU workers; the GPU encoder runs in the main process")
+        yield from embedded_chunks(source.iter_chunks(chunk_size, skip), embedder, workers)
+        return
+    for chunk, feats in _featurized(source, embedder, chunk_size, workers, skip):
+        yield chunk, embedder.embed_featurized(feats)
+
+
 def run_key(source: InputSource, embedder: Embedder) -> dict | None:
     """What a resumed run must share with the interrupted one (None for stdin: not resumable)."""
     if source.path == "-":
@@ -96,10 +109,11 @@ def run_key(source: InputSource, embedder: Embedder) -> dict | None:
 def embed_file(
     source: InputSource, output: Path, embedder: Embedder, levels: list[str] | None = None, layout: str = "list",
     chunk_size: int = 1024, progress: Progress | None = None, workers: int = 0, resume: bool = False,
-    row_group_size: int = 8192,
+    row_group_size: int = 8192, encode_in_workers: bool = False,
 ) -> RunSummary:
     """Embed `source` into `output`. resume=True continues an interrupted run of the same input,
-    weights and options from its last complete row group (see hsafeat.output)."""
+    weights and options from its last complete row group (see hsafeat.output). encode_in_workers:
+    `workers` processes (at least one) featurize and encode; the output is the same."""
     dims = {k: v for k, v in embedder.dims.items() if levels is None or k in levels}
     if resume and source.path == "-":
         raise InputError("--resume needs an input file; stdin cannot be read again")
@@ -109,8 +123,7 @@ def embed_file(
                      row_group_size=row_group_size, run_key=key, resume=resume) as sink:
         resumed = n_rows = sink.rows_done
         n_valid = sink.valid_done
-        for chunk, feats in _featurized(source, embedder, chunk_size, workers, skip=resumed):
-            result = embedder.embed_featurized(feats)
+        for chunk, result in _embedded(source, embedder, chunk_size, workers, encode_in_workers, skip=resumed):
             rows = _chunk_rows(chunk, result)
             rows.update({name: result.embeddings[name] for name in dims})
             sink.write(rows)

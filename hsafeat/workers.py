@@ -10,22 +10,31 @@ torch-geometric was imported) against 93 MiB this way beside an ~80 MiB server (
 forking after torch has started its thread pools is unsafe. `prestart` launches the server while
 the main process is still importing torch. Like any spawn-style start, each worker imports the
 caller's main module again: a script that embeds with workers through the Python API needs the
-usual `if __name__ == "__main__":` guard."""
+usual `if __name__ == "__main__":` guard.
+
+`embedded_chunks` is the other schedule (`hsafeat embed --encode-in-workers`): every worker
+featurizes *and* encodes its chunks on one torch thread, and the main process only writes. One
+process per core scales with the cores (two encoder processes on this 2-core VM each run at their
+solo speed, while a second torch thread in one process adds ~1.1-1.5x) and needs no balance
+between the stages, but every worker holds torch, the weights and an encoder's heap: on 2 cores
+1.14x the default's speed at ~1.5x its memory (BENCHMARKS.md, "Session 10"), so it is opt-in."""
 from __future__ import annotations
 
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.context import BaseContext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from hsafeat.chem.featurize import Featurized, featurize
 
-if TYPE_CHECKING:  # the workers import this module: keep pyarrow out of them
+if TYPE_CHECKING:  # the workers import this module: keep pyarrow (and torch, for featurizing workers) out
+    from hsafeat.engine import Embedded, Embedder
     from hsafeat.io import InputRow
 
+T = TypeVar("T")
 _VOCAB: dict[str, int] = {}
 _MAX_ATOMS = 0
 _PRELOAD = ["hsafeat.workers"]  # and through it hsafeat.chem: what every worker runs
@@ -38,6 +47,25 @@ def _init(vocab: dict[str, int], max_atoms: int) -> None:
 
 def _featurize(smiles: list[str]) -> Featurized:
     return featurize(smiles, _VOCAB, _MAX_ATOMS)
+
+
+_EMBEDDER: Embedder | None = None
+
+
+def _init_encoder(weights_dir: str, sha256: str, batch_size: int) -> None:
+    global _EMBEDDER
+    import torch
+
+    from hsafeat.engine import Embedder
+
+    torch.set_num_threads(1)  # one process per core: threads would only contend
+    _EMBEDDER = Embedder(weights_dir, "cpu", batch_size)
+    if _EMBEDDER.weights.sha256 != sha256:
+        raise RuntimeError(f"the weights in {weights_dir} changed while the run started")
+
+
+def _embed(smiles: list[str]) -> Embedded:
+    return _EMBEDDER.embed(smiles)  # type: ignore[union-attr]
 
 
 def _context() -> BaseContext:
@@ -92,6 +120,20 @@ def ramped(chunks: Iterator[list[InputRow]], smallest: int = 128) -> Iterator[li
     yield from chunks
 
 
+def _in_order(pool: ProcessPoolExecutor, job: Callable[[list[str]], T], chunks: Iterator[list[InputRow]],
+              workers: int) -> Iterator[tuple[list[InputRow], T]]:
+    """job over every chunk's SMILES in the pool, at most 2 chunks per worker ahead, in input order."""
+    pending: deque[tuple[list[InputRow], Future[T]]] = deque()
+    for chunk in ramped(chunks):
+        pending.append((chunk, pool.submit(job, [r.smiles for r in chunk])))
+        if len(pending) > 2 * workers:
+            done, future = pending.popleft()
+            yield done, future.result()
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result()
+
+
 def featurized_chunks(
     chunks: Iterator[list[InputRow]], vocab: dict[str, int], max_atoms: int, workers: int,
 ) -> Iterator[tuple[list[InputRow], Featurized]]:
@@ -99,14 +141,15 @@ def featurized_chunks(
         for chunk in chunks:
             yield chunk, featurize([r.smiles for r in chunk], vocab, max_atoms)
         return
-    chunks = ramped(chunks)
     with ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init, initargs=(vocab, max_atoms)) as pool:
-        pending: deque[tuple[list[InputRow], Future[Featurized]]] = deque()
-        for chunk in chunks:
-            pending.append((chunk, pool.submit(_featurize, [r.smiles for r in chunk])))
-            if len(pending) > 2 * workers:
-                done, future = pending.popleft()
-                yield done, future.result()
-        while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
+        yield from _in_order(pool, _featurize, chunks, workers)
+
+
+def embedded_chunks(
+    chunks: Iterator[list[InputRow]], embedder: Embedder, workers: int,
+) -> Iterator[tuple[list[InputRow], Embedded]]:
+    """Each chunk featurized and encoded in a worker with embedder's weights (CPU, one thread)."""
+    w = embedder.weights
+    initargs = (str(w.path), w.sha256, embedder.batch_size)
+    with ProcessPoolExecutor(max(1, workers), mp_context=_context(), initializer=_init_encoder, initargs=initargs) as pool:
+        yield from _in_order(pool, _embed, chunks, max(1, workers))

@@ -286,6 +286,35 @@ def test_same_input_twice_is_byte_identical(tiny_weights: Path, tmp_path: Path, 
         assert embedding_matrix(a, name)[valid].tobytes() == embedding_matrix(b, name)[valid].tobytes(), name
 
 
+def test_encode_in_workers_equals_the_main_process(tiny_weights: Path, tmp_path: Path, examples_run: Path,
+                                                  dims: dict[str, int]) -> None:
+    """Workers that featurize and encode write the same bytes as the main process encoding; the
+    Python API with 3-row chunks spreads 7 chunks over the 2 workers and must keep input order."""
+    from hsafeat.engine import Embedder
+    from hsafeat.io import open_input
+    from hsafeat.pipeline import embed_file
+
+    cli, api = tmp_path / "cli.parquet", tmp_path / "api.parquet"
+    assert_ok(invoke(["embed", EXAMPLES, "-o", cli, "--encode-in-workers", "--workers", "2"], tiny_weights))
+    summary = embed_file(open_input(str(EXAMPLES)), api, Embedder(str(tiny_weights)), chunk_size=3, workers=2,
+                         encode_in_workers=True)
+    assert summary.n_rows == 20
+    want = read(examples_run)
+    valid = np.asarray(want.column("valid").to_pylist())
+    for out in (cli, api):
+        got = read(out)
+        assert got.select(BASE_COLUMNS).equals(want.select(BASE_COLUMNS))
+        for name in dims:
+            assert got.column(name).is_null().equals(want.column(name).is_null())
+            assert embedding_matrix(got, name)[valid].tobytes() == embedding_matrix(want, name)[valid].tobytes(), name
+
+
+def test_encode_in_workers_refuses_the_gpu(tiny_weights: Path, tmp_path: Path) -> None:
+    result = invoke(["embed", EXAMPLES, "-o", tmp_path / "o.parquet", "--encode-in-workers", "--device", "cuda"],
+                    tiny_weights)
+    assert_one_line_error(result, 2, "--encode-in-workers")
+
+
 def test_batch_size_does_not_change_embeddings(tiny_weights: Path, tmp_path: Path, dims: dict[str, int]) -> None:
     one, many = tmp_path / "b1.parquet", tmp_path / "b64.parquet"
     assert_ok(invoke(["embed", EXAMPLES, "-o", one, "--batch-size", "1"], tiny_weights))

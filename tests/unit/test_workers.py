@@ -64,3 +64,15 @@ def test_ramped_splits_only_the_first_chunk() -> None:
     assert [r for p in pieces for r in p] == rows
     assert list(workers.ramped(iter([]))) == []
     assert [len(p) for p in workers.ramped(iter([rows[:100]]), smallest=128)] == [100]
+
+
+def test_worker_counts(monkeypatch) -> None:  # noqa: ANN001
+    from hsafeat.cli import resolve_workers
+
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 8)
+    assert resolve_workers(None, 100) == 0          # small inputs: no pool
+    assert resolve_workers(None, 10_000) == 4       # half the cores featurize
+    assert resolve_workers(3, 100) == 3
+    assert resolve_workers(None, 100, encode_in_workers=True) == 8   # one encoding worker per core
+    assert resolve_workers(0, 100, encode_in_workers=True) == 1
+    assert resolve_workers(3, 10_000, encode_in_workers=True) == 3
