@@ -71,7 +71,7 @@ def plan_workers(source, workers: int | None, encode_in_workers: bool = False) -
     estimated = estimate_rows(source)
     n_workers = resolve_workers(workers, estimated, encode_in_workers)
     if n_workers > 0:
-        prestart()
+        prestart(encoders=encode_in_workers)
     return estimated, n_workers
 
 

@@ -68,18 +68,20 @@ def _embed(smiles: list[str]) -> Embedded:
     return _EMBEDDER.embed(smiles)  # type: ignore[union-attr]
 
 
-def _context() -> BaseContext:
-    """A fork server where the platform has one (Linux, macOS), else spawn (Windows)."""
+def _context(encoders: bool = False) -> BaseContext:
+    """A fork server where the platform has one (Linux, macOS), else spawn (Windows). For workers
+    that encode, the server imports torch too (once, not in every worker); a process has one fork
+    server, and the first start fixes what it imported."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
+        context.set_forkserver_preload(_PRELOAD + (["hsafeat.engine"] if encoders else []))
         return context
     return multiprocessing.get_context("spawn")
 
 
-def prestart() -> None:
+def prestart(encoders: bool = False) -> None:
     """Start the fork server now (it imports RDKit in parallel with whatever the caller does next)."""
-    context = _context()
+    context = _context(encoders)
     if context.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
@@ -151,5 +153,7 @@ def embedded_chunks(
     """Each chunk featurized and encoded in a worker with embedder's weights (CPU, one thread)."""
     w = embedder.weights
     initargs = (str(w.path), w.sha256, embedder.batch_size)
-    with ProcessPoolExecutor(max(1, workers), mp_context=_context(), initializer=_init_encoder, initargs=initargs) as pool:
-        yield from _in_order(pool, _embed, chunks, max(1, workers))
+    workers = max(1, workers)
+    context = _context(encoders=True)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_encoder, initargs=initargs) as pool:
+        yield from _in_order(pool, _embed, chunks, workers)
