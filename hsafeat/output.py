@@ -226,7 +226,9 @@ class ParquetSink:
                 group = table.slice(start, self.row_group_size)
                 tmp = self._part(self._parts).with_suffix(".tmp")
                 with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, self._schema) as part:
-                    part.write_table(group)
+                    # one record batch: the merge's page layout then never depends on how the
+                    # rows arrived in chunks (the same bytes as when parts were Parquet files)
+                    part.write_table(group.combine_chunks())
                 os.replace(tmp, self._part(self._parts))
                 self._parts += 1
                 self.rows_done += len(group)

@@ -470,3 +470,22 @@ def test_check_writable_readonly_dir(tmp_path: Path) -> None:
             check_writable(ro / "o.parquet")
     finally:
         ro.chmod(0o700)
+
+
+def test_sink_bytes_do_not_depend_on_how_rows_arrive(tmp_path: Path) -> None:
+    """A resumed run meets other chunk boundaries than an uninterrupted one; the merged file must
+    not show them (parts are written as one record batch each)."""
+    dims = {"e": 256}
+    n, rng = 5000, np.random.default_rng(0)
+    emb = rng.standard_normal((n, 256)).astype(np.float32)
+
+    def write(out: Path, chunk: int) -> bytes:
+        with ParquetSink(out, dims, {}, row_group_size=2000) as sink:
+            for lo in range(0, n, chunk):
+                rows = _chunk(lo, min(chunk, n - lo), dims, {7, 4321})
+                rows["smiles"] = rows["canonical_smiles"] = [f"C{i}" for i in rows["row_idx"]]  # type: ignore[attr-defined]
+                rows["e"] = emb[lo:lo + chunk]
+                sink.write(rows)
+        return out.read_bytes()
+
+    assert write(tmp_path / "a.parquet", 1024) == write(tmp_path / "b.parquet", 333)
