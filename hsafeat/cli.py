@@ -248,7 +248,7 @@ def embed(
     workers: WorkersOpt = None,
     encode_in_workers: Annotated[bool, typer.Option(
         "--encode-in-workers",
-        help="CPU: every worker featurizes and encodes (one per core unless --workers; ~1.5x the memory), the main process only writes.",
+        help="CPU: every worker featurizes and encodes (one per core unless --workers; ~2x the memory), the main process only writes.",
     )] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command from its last complete row group.")] = False,
     row_group_size: Annotated[int, typer.Option("--row-group-size", min=1, help="Rows per Parquet row group, the unit that --resume keeps.")] = 8192,

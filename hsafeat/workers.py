@@ -17,7 +17,7 @@ featurizes *and* encodes its chunks on one torch thread, and the main process on
 process per core scales with the cores (two encoder processes on this 2-core VM each run at their
 solo speed, while a second torch thread in one process adds ~1.1-1.5x) and needs no balance
 between the stages, but every worker holds torch, the weights and an encoder's heap: on 2 cores
-1.14x the default's speed at ~1.5x its memory (BENCHMARKS.md, "Session 10"), so it is opt-in."""
+1.06-1.14x the default's speed at ~1.9x its memory (BENCHMARKS.md, "Session 10"), so it is opt-in."""
 from __future__ import annotations
 
 import multiprocessing
