@@ -3,7 +3,11 @@
   pipeline   what `hsafeat embed` does: worker processes featurize (half the cores), the main
              process encodes on the cores left;
   symmetric  one process per core featurizes *and* encodes its chunks on one torch thread, the
-             main process only collects the results (as the Ray engine's actors do).
+             main process only collects the results (as the Ray engine's actors do). Written
+             before `hsafeat embed --encode-in-workers` (hsafeat.workers.embedded_chunks) and
+             kept as it was, so its session-10 figures stay reproducible: unlike the product, its
+             main process loads no weights. benchmarks/encode_in_workers_cli.sh measures the
+             product's option.
 
 Parquet writing is left out of both. Each schedule runs in a fresh interpreter; prints mol/s (wall
 time, start-up included) and the peak RSS of every process of the run, summed (VmHWM sampled
