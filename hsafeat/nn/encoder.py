@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hsafeat.data.batch import GraphBatch
+from hsafeat.data.buckets import run_topped_up
 from hsafeat.nn.config import EncoderConfig
 from hsafeat.nn.gnn import GINEBackbone
 from hsafeat.nn.hap import HierarchicalAdaptiveProjector
@@ -15,7 +16,7 @@ from hsafeat.nn.moe import SourceAwareFusion
 from hsafeat.nn.motif import MotifStream
 from hsafeat.nn.readout import READOUT_KINDS, PooledMLPReadout, level_sums, one_thread
 from hsafeat.nn.scatter import scatter_sum
-from hsafeat.nn.size import SizeEmbedding
+from hsafeat.nn.size import SizeEmbedding, size_features
 
 
 @dataclass
@@ -115,7 +116,7 @@ class HSAEncoder(nn.Module):
         motif = self.motif(levels[-1], batch)                                    # B x K x d
         tokens = torch.cat([hap.tokens.reshape(n_graphs, n_levels * k, d), motif], dim=1)
         if self.size is not None:
-            tokens = tokens + self.size(batch)[:, None, :]
+            tokens = tokens + run_topped_up(self.size.out, size_features(batch))[:, None, :]
         ctx = scaffold_context(levels[-1], batch) if self.config.scaffold_router else None
         fusion = self.fusion(tokens, ctx)
         y = fusion.tokens                                                          # B x T x d_out
@@ -140,4 +141,4 @@ class HSAEncoder(nn.Module):
         if self.training:
             return self.readout(self.readout_input(fused, levels, batch))
         with one_thread():  # the same bits whatever the thread count, as the embeddings
-            return self.readout(self.readout_input(fused, levels, batch))
+            return run_topped_up(self.readout, self.readout_input(fused, levels, batch))

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hsafeat.data.batch import GraphBatch
-from hsafeat.data.buckets import top_up
+from hsafeat.data.buckets import run_topped_up, top_up
 from hsafeat.nn.attention import CrossAttentionProjector
 from hsafeat.nn.gate import ATTENTION, MAMBA, LevelGate, route
 from hsafeat.nn.graph_mamba import GraphMambaProjector
@@ -72,7 +72,7 @@ class HierarchicalAdaptiveProjector(nn.Module):
         structure = proximity_mix(flat, batch).view(n_levels * n_graphs, width, d)
         dense = flat.view(n_levels, n_graphs, width, d)
         mask = torch.arange(width, device=flat.device)[None, :] < batch.n_atoms[:, None]   # B x L
-        logits = self.gate(masked_mean_std(dense, mask).transpose(0, 1))    # B x nl x 2
+        logits = run_topped_up(self.gate, masked_mean_std(dense, mask).transpose(0, 1))  # B x nl x 2
         weights = route(logits, self.training, self.tau, self.hard)
         if force is not None:
             weights = torch.zeros_like(weights)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hsafeat.data.buckets import top_up
+from hsafeat.data.buckets import run_topped_up, top_up
 
 
 @dataclass
@@ -47,7 +47,7 @@ class SourceAwareFusion(nn.Module):
         if self.scaffold_context is not None:
             if scaffold is None:
                 raise ValueError("this SAF has a scaffold router: pass the scaffold context")
-            ctx = self.scaffold_context(scaffold)[:, None, :].expand_as(t)
+            ctx = run_topped_up(self.scaffold_context, scaffold)[:, None, :].expand_as(t)
             router_in = torch.cat([t, ctx], dim=-1)
         logits = self.router(router_in).float()                                      # B x T x N
         top_logits, index = logits.topk(self.top_k, dim=-1)                          # B x T x k

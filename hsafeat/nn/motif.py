@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from hsafeat.data.batch import GraphBatch
+from hsafeat.data.buckets import run_topped_up
 from hsafeat.nn.attention import CrossAttentionBlock
 from hsafeat.nn.scatter import scatter_mean, to_dense_batch
 
@@ -23,5 +24,4 @@ class MotifStream(nn.Module):
         pooled = scatter_mean(h, batch.frag_index, n_frags)                                  # F x d
         frags = self.fragment_embedding(batch.frag_ids) + pooled
         dense, mask = to_dense_batch(frags, batch.frag_batch, batch.n_graphs, batch.frag_width)  # B x F x d
-        queries = self.queries.expand(batch.n_graphs, -1, -1)
-        return self.block(queries, dense, mask)
+        return run_topped_up(lambda x, m: self.block(self.queries.expand(x.shape[0], -1, -1), x, m), dense, mask)

@@ -79,11 +79,24 @@ def test_plan_batches_is_bucket_pure_and_complete() -> None:
     seen = np.concatenate([p.members[:p.n_real] for p in plans])
     assert sorted(seen.tolist()) == list(range(500))
     for p in plans:
-        assert len(p.members) >= MIN_ROWS and p.n_real <= 32
+        assert int(n_atoms[p.members].sum()) >= MIN_ROWS and p.n_real <= 32  # the GNN's products
+        if int(n_atoms[p.members[:p.n_real]].sum()) >= MIN_ROWS:
+            assert len(p.members) == p.n_real  # no repeats where the atoms suffice (bounded waste)
         assert {atom_width(int(n)) for n in n_atoms[p.members]} == {p.width}
         assert {frag_width(int(n)) for n in n_frags[p.members]} == {p.frag_width}
         assert set(p.members[p.n_real:].tolist()) <= set(p.members[:p.n_real].tolist())
     assert plan_batches(np.zeros(0), np.zeros(0), 8) == []
+
+
+def test_a_molecule_alone_equals_it_in_a_full_batch(embedder) -> None:
+    """No whole-batch top-up: a large molecule alone in its bucket, tiny molecules and a salt
+    each embedded alone give the bits they get among 16+ others (products with < 16 rows top up
+    their own rows inside the encoder)."""
+    singles = [DRUGS[0], "C", "CC", "[Na+].[Cl-]", "O=C(O)c1ccccc1", "C" * 70]
+    together = bits(embedder.embed(singles + DRUGS))
+    for i, smiles in enumerate(singles):
+        alone = bits(embedder.embed([smiles]))
+        assert_identical({k: v[:1] for k, v in alone.items()}, {k: v[i:i + 1] for k, v in together.items()})
 
 
 GPU_TOLERANCE = 1e-4  # documented in README (GPU): expected, not yet measured on a GPU here
