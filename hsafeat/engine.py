@@ -5,6 +5,7 @@ Within a call molecules run in size-bucket batches (hsafeat.data.buckets) and th
 is restored; a molecule's output is byte-identical whatever its neighbours and the batch size."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,9 @@ from hsafeat.chem.featurize import Featurized, featurize
 from hsafeat.data.batch import collate
 from hsafeat.data.buckets import plan_batches
 from hsafeat.memory import HeapTrimmer
-from hsafeat.weights import LoadedWeights, load_weights
+from hsafeat.weights import DESC_TARGETS_FILE, LoadedWeights, WeightsError, load_desc_targets, load_weights
+
+DESC_UNITS = ("standard", "real")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -25,6 +28,23 @@ def resolve_device(device: str) -> torch.device:
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"unknown device '{device}' (use auto, cpu or cuda)")
     return torch.device(device)
+
+
+def desc_affine(weights: LoadedWeights, desc_units: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(std, mean) that take desc_pred from the readout's standard units to `desc_units`; None
+    for "standard" (the readout's own output, unchanged)."""
+    if desc_units not in DESC_UNITS:
+        raise ValueError(f"unknown desc_units '{desc_units}' (use {' or '.join(DESC_UNITS)})")
+    if desc_units == "standard":
+        return None
+    if not weights.config.readout_descriptors:
+        raise WeightsError(f"weights {weights.name} have no descriptor readout (no desc_pred column), "
+                           "so desc_units='real' does not apply")
+    targets = load_desc_targets(weights)
+    if targets is None:
+        raise WeightsError(f"weights {weights.name} ship no {DESC_TARGETS_FILE} (the means and standard deviations "
+                           "of their descriptor targets): desc_pred is available in standard units only")
+    return targets.std, targets.mean
 
 
 @dataclass
@@ -38,7 +58,12 @@ class Embedded:
 
 
 class Embedder:
-    def __init__(self, weights: str | LoadedWeights | None = None, device: str = "cpu", batch_size: int = 128) -> None:
+    """desc_units: "standard" gives desc_pred as the readout predicts it (standard units of the
+    pretraining corpus); "real" gives value * std + mean, RDKit's own units (weights that ship
+    desc_targets.json only)."""
+
+    def __init__(self, weights: str | LoadedWeights | None = None, device: str = "cpu", batch_size: int = 128,
+                 desc_units: str = "standard") -> None:
         self.device = resolve_device(device)
         self.weights = weights if isinstance(weights, LoadedWeights) else load_weights(weights, self.device)
         self.weights.model.to(self.device)
@@ -46,6 +71,16 @@ class Embedder:
         self.batch_size = batch_size
         self.trimmer = HeapTrimmer()
         self.dims = self.weights.config.column_dims()
+        self.desc_units = desc_units
+        self._desc_affine = desc_affine(self.weights, desc_units)
+
+    def with_desc_units(self, desc_units: str) -> Embedder:
+        """This embedder (the same loaded encoder) giving desc_pred in `desc_units`."""
+        if desc_units == self.desc_units:
+            return self
+        twin = copy.copy(self)
+        twin.desc_units, twin._desc_affine = desc_units, desc_affine(self.weights, desc_units)
+        return twin
 
     @property
     def model(self) -> torch.nn.Module:
@@ -79,4 +114,7 @@ class Embedder:
             experts[idx] = sparse[keep].view(plan.n_real, c.n_sources, c.n_queries, -1).mean(2).cpu().numpy()
             del batch, result, sparse
             self.trimmer.after_batch()
+        if self._desc_affine is not None:  # in float64, then float32 like every column; NaN rows stay NaN
+            std, mean = self._desc_affine
+            out["desc_pred"] = (out["desc_pred"] * std + mean).astype(np.float32)
         return Embedded(feats.canonical, feats.errors, valid, out, gates, experts)

@@ -4,7 +4,9 @@
     >>> X = HSAFeaturizer(columns=("fused",)).fit_transform(["CCO", "c1ccccc1"])   # (2, 256) float32
 
 Invalid SMILES never shift rows: on_invalid="raise" (default) stops with the offending indices,
-on_invalid="nan" returns NaN rows in place (drop them with the mask from transform_with_mask)."""
+on_invalid="nan" returns NaN rows in place (drop them with the mask from transform_with_mask).
+device="auto" (default) runs on the GPU when torch sees one, else on the CPU (byte-identical to
+device="cpu"). desc_units="real" gives the desc_pred column in RDKit's units (hsafeat.engine)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -22,14 +24,15 @@ class InvalidSmilesError(ValueError):
 
 class HSAFeaturizer(TransformerMixin, BaseEstimator):
     def __init__(
-        self, columns: Sequence[str] = ("fused",), weights: str | None = None, device: str = "cpu",
-        batch_size: int = 128, on_invalid: str = "raise",
+        self, columns: Sequence[str] = ("fused",), weights: str | None = None, device: str = "auto",
+        batch_size: int = 128, on_invalid: str = "raise", desc_units: str = "standard",
     ) -> None:
         self.columns = columns
         self.weights = weights
         self.device = device
         self.batch_size = batch_size
         self.on_invalid = on_invalid
+        self.desc_units = desc_units
 
     def __sklearn_tags__(self):  # noqa: ANN204
         tags = super().__sklearn_tags__()
@@ -48,9 +51,10 @@ class HSAFeaturizer(TransformerMixin, BaseEstimator):
     def _get_embedder(self):  # noqa: ANN202
         from hsafeat.engine import Embedder
 
-        key = (self.weights, self.device, self.batch_size)
+        key = (self.weights, self.device, self.batch_size, self.desc_units)
         if getattr(self, "_embedder_key", None) != key:
-            self._embedder = Embedder(self.weights, device=self.device, batch_size=self.batch_size)
+            self._embedder = Embedder(self.weights, device=self.device, batch_size=self.batch_size,
+                                      desc_units=self.desc_units)
             self._embedder_key = key
             unknown = [c for c in self.columns if c not in self._embedder.dims]
             if unknown:
@@ -87,8 +91,13 @@ class HSAFeaturizer(TransformerMixin, BaseEstimator):
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        dims = self._get_embedder().dims
-        return np.asarray([f"{c}_{i:03d}" for c in self.columns for i in range(dims[c])], dtype=object)
+        """The wide layout's column names: fused_000..., desc_pred_MolWt... (hsafeat.output)."""
+        from hsafeat.output import wide_column_names
+
+        embedder = self._get_embedder()
+        labels = {"desc_pred": embedder.weights.config.readout_descriptors}
+        names = [n for c in self.columns for n in wide_column_names(c, embedder.dims[c], labels.get(c))]
+        return np.asarray(names, dtype=object)
 
 
 def _as_smiles(X: Iterable[str]) -> list[str]:

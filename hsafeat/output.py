@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -32,8 +33,25 @@ class OutputError(Exception):
     """The output cannot be written (bad directory, disk full...). Message is one clear line."""
 
 
-def embedding_schema(dims: dict[str, int], layout: str = "list") -> pa.Schema:
-    """Output schema: base columns, then each embedding as fixed_size_list or D float32 columns."""
+# the metadata key that names an embedding's dimensions: its wide columns are NAME_<label>
+DIMENSION_LABELS = {"desc_pred": "desc_pred_names"}
+
+
+def wide_column_names(name: str, d: int, labels: Sequence[str] | None = None) -> list[str]:
+    """An embedding's columns in the wide layout: NAME_<label> (desc_pred_MolWt) where its
+    dimensions are named, else NAME_000, NAME_001... (at least 3 digits)."""
+    if labels is not None:
+        if len(labels) != d or len(set(labels)) != d:
+            raise ValueError(f"embedding '{name}' has {d} dimensions but {len(labels)} labels ({len(set(labels))} distinct)")
+        return [f"{name}_{label}" for label in labels]
+    width = max(3, len(str(d - 1)))
+    return [f"{name}_{i:0{width}d}" for i in range(d)]
+
+
+def embedding_schema(dims: dict[str, int], layout: str = "list",
+                     labels: dict[str, Sequence[str]] | None = None) -> pa.Schema:
+    """Output schema: base columns, then each embedding as fixed_size_list or D float32 columns
+    (named by `labels` where an embedding has them, see wide_column_names)."""
     if layout not in ("list", "wide"):
         raise ValueError(f"unknown layout '{layout}'; expected 'list' or 'wide'")
     fields = [
@@ -50,8 +68,7 @@ def embedding_schema(dims: dict[str, int], layout: str = "list") -> pa.Schema:
         if layout == "list":
             fields.append(pa.field(name, pa.list_(pa.float32(), d)))
         else:
-            width = max(3, len(str(d - 1)))
-            fields.extend(pa.field(f"{name}_{i:0{width}d}", pa.float32()) for i in range(d))
+            fields.extend(pa.field(c, pa.float32()) for c in wide_column_names(name, d, (labels or {}).get(name)))
     names = [f.name for f in fields]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate output column names in {names}")
@@ -137,7 +154,8 @@ class ParquetSink:
             self._start(resume and run_key is not None)
         except OSError as e:
             self._fail(e)
-        self._schema = _schema_with_meta(embedding_schema(dims, layout), self._meta)
+        labels = {name: self._meta[key] for name, key in DIMENSION_LABELS.items() if key in self._meta}
+        self._schema = _schema_with_meta(embedding_schema(dims, layout, labels), self._meta)
 
     # -------------------------------------------------------------------------- work directory
 

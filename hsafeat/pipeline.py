@@ -61,7 +61,8 @@ def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int],
         "pooling": {"fused": "concat(mean, max) over the 28 SAF tokens",
                     "level_i": "mean of level i's 4 tokens after SAF", "motif": "mean of the 4 motif tokens after SAF",
                     **({"desc_pred": READOUT_KINDS[w.config.readout_kind]} if "desc_pred" in dims else {})},
-        **({"desc_pred_names": list(w.config.readout_descriptors)} if "desc_pred" in dims else {}),
+        **({"desc_pred_names": list(w.config.readout_descriptors), "desc_pred_units": embedder.desc_units}
+           if "desc_pred" in dims else {}),
         "max_atoms": w.max_atoms, "input": source.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -103,17 +104,20 @@ def run_key(source: InputSource, embedder: Embedder) -> dict | None:
         raise InputError(f"cannot read {source.name}: {exc.strerror or exc}") from None
     return {"schema": SCHEMA_VERSION, "hsafeat": hsafeat.__version__, "input_sha256": digest,
             "smiles_column": source.smiles_column, "id_column": source.id_column,
-            "weights_sha256": embedder.weights.sha256}
+            "weights_sha256": embedder.weights.sha256, "desc_units": embedder.desc_units}
 
 
 def embed_file(
     source: InputSource, output: Path, embedder: Embedder, levels: list[str] | None = None, layout: str = "list",
     chunk_size: int = 1024, progress: Progress | None = None, workers: int = 0, resume: bool = False,
-    row_group_size: int = 8192, encode_in_workers: bool = False,
+    row_group_size: int = 8192, encode_in_workers: bool = False, desc_units: str | None = None,
 ) -> RunSummary:
     """Embed `source` into `output`. resume=True continues an interrupted run of the same input,
     weights and options from its last complete row group (see hsafeat.output). encode_in_workers:
-    `workers` processes (at least one) featurize and encode; the output is the same."""
+    `workers` processes (at least one) featurize and encode; the output is the same. desc_units:
+    "standard" or "real" for desc_pred (hsafeat.engine.Embedder; default: the embedder's own)."""
+    if desc_units is not None:
+        embedder = embedder.with_desc_units(desc_units)
     dims = {k: v for k, v in embedder.dims.items() if levels is None or k in levels}
     if resume and source.path == "-":
         raise InputError("--resume needs an input file; stdin cannot be read again")

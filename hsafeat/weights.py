@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -22,6 +23,7 @@ from hsafeat.nn.encoder import HSAEncoder
 FORMAT_VERSION = 1
 DEFAULT_WEIGHTS = "hsanet-moses-v2.2"
 ENV_WEIGHTS = "HSAFEAT_WEIGHTS"
+DESC_TARGETS_FILE = "desc_targets.json"  # sidecar: how desc_pred's targets were standardised
 
 
 class WeightsError(Exception):
@@ -113,6 +115,37 @@ def load_weights(name_or_dir: str | None = None, device: str | torch.device = "c
         name=path.name, path=path, config=encoder_config, fragment_vocab=featurizer["fragment_vocab"],
         max_atoms=featurizer["max_atoms"], card=card, sha256=digest, model=model,
     )
+
+
+@dataclass(frozen=True)
+class DescTargets:
+    """A release's desc_targets.json: the statistics that standardised its descriptor targets,
+    in the readout's output order, so desc_pred * std + mean is in RDKit's own units."""
+    names: list[str]
+    mean: np.ndarray  # float64, one per readout output
+    std: np.ndarray
+    transform: str    # how raw values became targets (clipping...)
+    provenance: str   # the command, corpus and molecules that made the file
+
+
+def load_desc_targets(weights: LoadedWeights) -> DescTargets | None:
+    """The release's descriptor statistics (None when it ships none), checked against its readout."""
+    path = weights.path / DESC_TARGETS_FILE
+    if not path.is_file():
+        return None
+    data = _read_json(path)
+    try:
+        names, mean, std = list(data["names"]), np.asarray(data["mean"], float), np.asarray(data["std"], float)
+        transform, provenance = str(data["transform"]), str(data["provenance"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{path}: expected names, mean, std, transform and provenance ({exc})") from None
+    if names != list(weights.config.readout_descriptors):
+        raise WeightsError(f"{path} names other descriptors than the readout of {weights.name} predicts")
+    if mean.shape != (len(names),) or std.shape != (len(names),):
+        raise WeightsError(f"{path}: mean and std must hold one number per descriptor ({len(names)})")
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise WeightsError(f"{path}: mean and std must be finite and std positive")
+    return DescTargets(names, mean, std, transform, provenance)
 
 
 def save_weights(

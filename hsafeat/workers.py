@@ -52,14 +52,14 @@ def _featurize(smiles: list[str]) -> Featurized:
 _EMBEDDER: Embedder | None = None
 
 
-def _init_encoder(weights_dir: str, sha256: str, batch_size: int) -> None:
+def _init_encoder(weights_dir: str, sha256: str, batch_size: int, desc_units: str = "standard") -> None:
     global _EMBEDDER
     import torch
 
     from hsafeat.engine import Embedder
 
     torch.set_num_threads(1)  # one process per core: threads would only contend
-    _EMBEDDER = Embedder(weights_dir, "cpu", batch_size)
+    _EMBEDDER = Embedder(weights_dir, "cpu", batch_size, desc_units)
     if _EMBEDDER.weights.sha256 != sha256:
         raise RuntimeError(f"the weights in {weights_dir} changed while the run started")
 
@@ -152,7 +152,7 @@ def embedded_chunks(
 ) -> Iterator[tuple[list[InputRow], Embedded]]:
     """Each chunk featurized and encoded in a worker with embedder's weights (CPU, one thread)."""
     w = embedder.weights
-    initargs = (str(w.path), w.sha256, embedder.batch_size)
+    initargs = (str(w.path), w.sha256, embedder.batch_size, embedder.desc_units)
     workers = max(1, workers)
     context = _context(encoders=True)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_encoder, initargs=initargs) as pool:

@@ -56,3 +56,14 @@ def test_in_a_pipeline(featurizer):
 def test_accepts_column_arrays(featurizer):
     X = featurizer.fit_transform(np.array(SMILES, dtype=object).reshape(-1, 1))
     assert X.shape[0] == 8
+
+
+def test_device_defaults_to_auto_with_cpu_bytes_without_a_gpu(tiny_weights):
+    import torch
+
+    auto = HSAFeaturizer(weights=str(tiny_weights))
+    assert auto.get_params()["device"] == "auto"
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: auto runs there, within the documented tolerance of the CPU")
+    cpu = HSAFeaturizer(weights=str(tiny_weights), device="cpu")
+    assert auto.fit_transform(SMILES).tobytes() == cpu.fit_transform(SMILES).tobytes()
