@@ -51,12 +51,11 @@ def resolve_workers(workers: int | None, estimated_rows: int | None, encode_in_w
     """Explicit --workers wins; by default small inputs skip the process pool (its start-up costs
     more than it saves) and large ones give half the cores to workers. Workers that also encode
     are one per core (at least one, whatever the input size)."""
-    import os
-
+    from hsafeat.cores import available_cores
     from hsafeat.workers import default_workers
 
     if encode_in_workers:
-        return max(1, workers if workers is not None else os.cpu_count() or 1)
+        return max(1, workers if workers is not None else available_cores())
     if workers is not None:
         return workers
     return 0 if estimated_rows is not None and estimated_rows <= 4096 else default_workers()

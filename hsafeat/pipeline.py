@@ -19,7 +19,7 @@ from hsafeat.io import InputError, InputRow, InputSource
 from hsafeat.nn.readout import READOUT_KINDS
 from hsafeat.output import ParquetSink
 from hsafeat.weights import sha256_file
-from hsafeat.workers import embedded_chunks, featurized_chunks, share_cores
+from hsafeat.workers import embedded_chunks, featurized_chunks, share_cores, torch_threads_restored
 
 SCHEMA_VERSION = "hsafeat-embeddings-1"
 GATES_SCHEMA_VERSION = "hsafeat-gates-1"
@@ -123,8 +123,9 @@ def embed_file(
         raise InputError("--resume needs an input file; stdin cannot be read again")
     start = time.perf_counter()
     key = run_key(source, embedder)
-    with ParquetSink(output, dims, base_metadata(embedder, source, dims, layout), layout=layout,
-                     row_group_size=row_group_size, run_key=key, resume=resume) as sink:
+    with torch_threads_restored(), ParquetSink(  # the run sets torch's threads (share_cores); the caller keeps theirs
+            output, dims, base_metadata(embedder, source, dims, layout), layout=layout,
+            row_group_size=row_group_size, run_key=key, resume=resume) as sink:
         resumed = n_rows = sink.rows_done
         n_valid = sink.valid_done
         for chunk, result in _embedded(source, embedder, chunk_size, workers, encode_in_workers, skip=resumed):

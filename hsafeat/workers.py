@@ -17,17 +17,31 @@ featurizes *and* encodes its chunks on one torch thread, and the main process on
 process per core scales with the cores (two encoder processes on this 2-core VM each run at their
 solo speed, while a second torch thread in one process adds ~1.1-1.5x) and needs no balance
 between the stages, but every worker holds torch, the weights and an encoder's heap: on 2 cores
-1.06-1.14x the default's speed at ~1.9x its memory (BENCHMARKS.md, "Session 10"), so it is opt-in."""
+1.06-1.14x the default's speed at ~1.9x its memory (BENCHMARKS.md, "Session 10"), so it is opt-in.
+
+Helper processes never outlive the process that owns them, however it dies (`kill -9` included;
+issue 18). A worker exits when its owner's sentinel pipe closes (a watcher thread, any platform)
+and, on Linux, when the fork server dies (PR_SET_PDEATHSIG); the fork server, when started from the
+owner's main thread, dies with the owner (PR_SET_PDEATHSIG), else when its last client is gone
+(multiprocessing's own "alive" pipe, which every worker also holds). multiprocessing's resource
+tracker exits by itself once the owner and the workers, who hold its pipe, are gone."""
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
+import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, TypeVar
 
+from hsafeat import cores
 from hsafeat.chem.featurize import Featurized, featurize
 
 if TYPE_CHECKING:  # the workers import this module: keep pyarrow (and torch, for featurizing workers) out
@@ -38,10 +52,64 @@ T = TypeVar("T")
 _VOCAB: dict[str, int] = {}
 _MAX_ATOMS = 0
 _PRELOAD = ["hsafeat.workers"]  # and through it hsafeat.chem: what every worker runs
+_OWNER_ENV = "HSAFEAT_FORK_SERVER_OWNER"  # the owner's pid, seen only by a fork server it starts
+_START_LOCK = threading.Lock()
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> bool:
+    """Linux: have the kernel SIGKILL this process when the thread that created it exits. Must run
+    in the child; the caller then checks that the parent is still the same (it may have died
+    first). False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _exit_when_closed(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])  # readable once the owner has exited
+    os._exit(1)
+
+
+def _exit_with_owner() -> None:
+    """In a worker, first thing: exit when the owning process dies, not only when it says so."""
+    owner = multiprocessing.parent_process()
+    if owner is None:
+        return
+    parent = os.getppid()
+    # The fork server is single-threaded, so its death, and only that, fires the signal. A worker
+    # started by the owner itself (spawn) is left to the watcher: the signal would fire when
+    # whichever owner thread started it exits.
+    if parent != owner.pid and _die_with_parent() and os.getppid() != parent:
+        os._exit(1)
+    if owner.sentinel is not None:
+        threading.Thread(target=_exit_when_closed, args=(owner.sentinel,), name="hsafeat-owner-watch",
+                         daemon=True).start()
+
+
+def _start_fork_server() -> None:
+    """Start this process's fork server if it is not running. From the main thread it is asked
+    to die with this process: PR_SET_PDEATHSIG fires when the creating *thread* exits, and only
+    the main thread lasts as long as the process."""
+    from multiprocessing import forkserver
+
+    with _START_LOCK:
+        if threading.current_thread() is not threading.main_thread():
+            forkserver.ensure_running()
+            return
+        os.environ[_OWNER_ENV] = str(os.getpid())
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.environ.pop(_OWNER_ENV, None)
 
 
 def _init(vocab: dict[str, int], max_atoms: int) -> None:
     global _VOCAB, _MAX_ATOMS
+    _exit_with_owner()
     _VOCAB, _MAX_ATOMS = vocab, max_atoms
 
 
@@ -54,6 +122,7 @@ _EMBEDDER: Embedder | None = None
 
 def _init_encoder(weights_dir: str, sha256: str, batch_size: int, desc_units: str = "standard") -> None:
     global _EMBEDDER
+    _exit_with_owner()
     import torch
 
     from hsafeat.engine import Embedder
@@ -81,11 +150,16 @@ def _context(encoders: bool = False) -> BaseContext:
 
 def prestart(encoders: bool = False) -> None:
     """Start the fork server now (it imports RDKit in parallel with whatever the caller does next)."""
+    _started(encoders)
+
+
+def _started(encoders: bool = False) -> BaseContext:
+    """_context(encoders) with its fork server running, started here (not by the pool in
+    whichever thread submits first) so that it can die with this process."""
     context = _context(encoders)
     if context.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
+        _start_fork_server()
+    return context
 
 
 def default_workers() -> int:
@@ -94,17 +168,33 @@ def default_workers() -> int:
     2-core VM (session 8; session 7 had the encoder cheaper). A second worker on 2 cores measured
     +6 % (session 7, forked) and +2 % (session 8, fork server), within this VM's noise; the main
     process featurizing chunks itself while it waits measured slower (BENCHMARKS.md, "Session 7").
-    1 worker on 2 cores, 32 on 64 (not measured beyond 2)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    1 worker on 2 cores, 32 on 64 (not measured beyond 2). Cores: those this process may use."""
+    return max(1, cores.available_cores() // 2)
 
 
 def share_cores(workers: int) -> None:
     """Give torch the cores the workers leave: oversubscribed threads spin against the worker
     (measured on 2 cores, 1 worker: 345 mol/s with 2 torch threads, 540 with 1)."""
-    if workers > 0:
-        import torch
+    import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    available = cores.available_cores()
+    if workers > 0:
+        torch.set_num_threads(max(1, available - workers))
+    elif torch.get_num_threads() > available:  # torch counts the machine's cores, not a quota's
+        torch.set_num_threads(available)
+
+
+@contextmanager
+def torch_threads_restored() -> Iterator[None]:
+    """Put torch's global thread count back as it was when the block ends (share_cores changes
+    it for a run; a Python API caller keeps the count they chose)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def ramped(chunks: Iterator[list[InputRow]], smallest: int = 128) -> Iterator[list[InputRow]]:
@@ -143,7 +233,7 @@ def featurized_chunks(
         for chunk in chunks:
             yield chunk, featurize([r.smiles for r in chunk], vocab, max_atoms)
         return
-    with ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init, initargs=(vocab, max_atoms)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_started(), initializer=_init, initargs=(vocab, max_atoms)) as pool:
         yield from _in_order(pool, _featurize, chunks, workers)
 
 
@@ -154,6 +244,16 @@ def embedded_chunks(
     w = embedder.weights
     initargs = (str(w.path), w.sha256, embedder.batch_size, embedder.desc_units)
     workers = max(1, workers)
-    context = _context(encoders=True)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_encoder, initargs=initargs) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_started(encoders=True), initializer=_init_encoder, initargs=initargs) as pool:
         yield from _in_order(pool, _embed, chunks, workers)
+
+
+def _as_fork_server() -> None:
+    """Run on import in a fork server that the owner's main thread started: die with the owner.
+    If the owner is already gone the signal will never come, so exit now."""
+    owner = os.environ.pop(_OWNER_ENV, None)  # popped: the workers forked from here must not see it
+    if owner is not None and _die_with_parent() and os.getppid() != int(owner):
+        os._exit(0)
+
+
+_as_fork_server()

@@ -1,10 +1,13 @@
 """Featurization in worker processes returns the chunks in input order, bit for bit what the main
 process alone computes."""
+import contextlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import hsafeat.workers as workers
+from hsafeat import cores
 from hsafeat.chem.featurize import featurize
 from hsafeat.io import InputRow
 
@@ -69,10 +72,50 @@ def test_ramped_splits_only_the_first_chunk() -> None:
 def test_worker_counts(monkeypatch) -> None:  # noqa: ANN001
     from hsafeat.cli import resolve_workers
 
-    monkeypatch.setattr(workers.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(cores, "available_cores", lambda: 8)
     assert resolve_workers(None, 100) == 0          # small inputs: no pool
     assert resolve_workers(None, 10_000) == 4       # half the cores featurize
     assert resolve_workers(3, 100) == 3
     assert resolve_workers(None, 100, encode_in_workers=True) == 8   # one encoding worker per core
     assert resolve_workers(0, 100, encode_in_workers=True) == 1
     assert resolve_workers(3, 10_000, encode_in_workers=True) == 3
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["returns", "raises"])
+def test_embed_file_gives_torch_its_thread_count_back(fails: bool, tiny_weights: Path, tmp_path: Path) -> None:
+    """A Python API caller's torch thread count survives embed_file, whatever the run sets."""
+    import torch
+
+    from hsafeat.engine import Embedder
+    from hsafeat.io import open_input
+    from hsafeat.pipeline import embed_file
+
+    def progress(_done: int, _valid: int) -> None:
+        if fails:
+            raise RuntimeError("the caller's callback failed")
+
+    before = torch.get_num_threads()
+    chosen = cores.available_cores() + 1  # neither what share_cores gives torch nor its cap
+    torch.set_num_threads(chosen)
+    try:
+        with pytest.raises(RuntimeError, match="callback failed") if fails else contextlib.nullcontext():
+            embed_file(open_input(str(DRUGS)), tmp_path / "out.parquet", Embedder(str(tiny_weights)), workers=1,
+                       progress=progress)
+        assert torch.get_num_threads() == chosen
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_share_cores_counts_the_cores_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(cores, "available_cores", lambda: 3)
+    with workers.torch_threads_restored():
+        workers.share_cores(1)
+        assert torch.get_num_threads() == 2   # the cores the worker leaves
+        torch.set_num_threads(16)
+        workers.share_cores(0)
+        assert torch.get_num_threads() == 3   # capped: torch's default counts the machine
+        torch.set_num_threads(1)
+        workers.share_cores(0)
+        assert torch.get_num_threads() == 1   # a lower count chosen by the caller stays
