@@ -13,7 +13,7 @@ for r in $(seq 1 "$rounds"); do
   for mode in default eiw; do
     extra=(); [ "$mode" = eiw ] && extra=(--encode-in-workers)
     python benchmarks/peak_rss.py "$out/round${r}_$mode.json" \
-      hsafeat embed "$work/in.csv" -o "$work/$mode.parquet" "${extra[@]}" > /dev/null 2>&1
+      hsafeat embed "$work/in.csv" -o "$work/$mode.parquet" --overwrite "${extra[@]}" > /dev/null 2>&1
     python - "$out/round${r}_$mode.json" "$n" "round $r $mode" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); p = d["peak_rss_kb_per_process"]

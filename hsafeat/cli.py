@@ -10,7 +10,10 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Multi-level molecular embeddings from a frozen HSA-Net encoder.")
+from hsafeat.cli_options import Device, Engine, Layout, OneLineUsageErrors
+
+app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Multi-level molecular embeddings from a frozen HSA-Net encoder.")
 
 
 @app.callback()
@@ -86,6 +89,25 @@ def require_writable(*paths: Path | None) -> None:
                 fail(str(exc), EXIT_USAGE)
 
 
+def require_new_outputs(input_path: str, outputs: dict[str, Path | None], overwrite: bool, resume: bool = False) -> None:
+    """Fail before any work when an output is the input, or exists and --overwrite (or a --resume
+    of its unfinished run) was not given."""
+    from hsafeat.output_paths import DestinationError, check_destinations
+
+    try:
+        check_destinations(input_path, outputs, overwrite, resume)
+    except DestinationError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def refuse_ignored_engine_options(engine: Engine, given: dict[str, bool]) -> None:
+    """Options that only the other engine reads are refused, never silently ignored."""
+    other = {Engine.local: ("--actors", "--ray-address"), Engine.ray: ("--workers", "--encode-in-workers")}[engine]
+    ignored = [option for option in other if given[option]]
+    if ignored:
+        fail(f"{' and '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to --engine {engine.value}", EXIT_USAGE)
+
+
 def chosen_levels(levels: str | None, available: dict[str, int]) -> list[str] | None:
     """--levels as a list (None: all columns); unknown names are a usage error."""
     chosen = [c.strip() for c in levels.split(",") if c.strip()] if levels else None
@@ -143,9 +165,10 @@ InputArg = Annotated[str, typer.Argument(help="SMILES file (.smi, .csv, .tsv, .p
 SmilesColumn = Annotated[str | None, typer.Option("--smiles-column", help="CSV/TSV/Parquet column holding SMILES (found by name if omitted).")]
 IdColumn = Annotated[str | None, typer.Option("--id-column", help="Column holding molecule ids (default: id/name if present, else the row index).")]
 WeightsOpt = Annotated[str | None, typer.Option("--weights", help="Bundled weights name or a weights directory (default: the shipped model, or $HSAFEAT_WEIGHTS).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+DeviceOpt = Annotated[Device, typer.Option("--device", help="auto: the GPU when torch sees one, else the CPU (byte-identical CPU output).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Molecules per encoder pass (128 keeps peak memory under 1 GB; larger is not faster on CPU).")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", min=0, help="Featurization processes (default: half the cores; 0 = in the main process).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace output files that already exist (never the input).")]
 
 
 @app.command()
@@ -236,62 +259,60 @@ def pretrain(
 @app.command()
 def embed(
     input_path: InputArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Parquet file to write (default: INPUT stem + .parquet).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Parquet file to write (default: INPUT without its .smi/.csv/.tsv/.txt/.parquet/.gz suffixes + .embeddings.parquet, beside INPUT). Never the input; an existing file needs --overwrite.")] = None,
     smiles_column: SmilesColumn = None,
     id_column: IdColumn = None,
     levels: Annotated[str | None, typer.Option("--levels", help="Comma-separated columns to write, e.g. fused,level_5,motif (default: all).")] = None,
-    layout: Annotated[str, typer.Option("--layout", help="list: one fixed_size_list<float32> column per embedding; wide: one float column per dimension.")] = "list",
+    layout: Annotated[Layout, typer.Option("--layout", help="list: one fixed_size_list<float32> column per embedding; wide: one float column per dimension.")] = Layout.list,
     batch_size: BatchOpt = 128,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = Device.auto,
     weights: WeightsOpt = None,
     workers: WorkersOpt = None,
     encode_in_workers: Annotated[bool, typer.Option(
         "--encode-in-workers",
         help="CPU: every worker featurizes and encodes (one per core unless --workers; ~2x the memory), the main process only writes.",
     )] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command from its last complete row group.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command from its last complete row group (no --overwrite needed).")] = False,
+    overwrite: OverwriteOpt = False,
     row_group_size: Annotated[int, typer.Option("--row-group-size", min=1, help="Rows per Parquet row group, the unit that --resume keeps.")] = 8192,
-    engine: Annotated[str, typer.Option("--engine", help="local, or ray: embed on a Ray cluster (pip install 'hsafeat\\[ray]').")] = "local",
-    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray).")] = None,
+    engine: Annotated[Engine, typer.Option("--engine", help="local, or ray: embed on a Ray cluster (pip install 'hsafeat\\[ray]').")] = Engine.local,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray engine: cluster to join (default: $RAY_ADDRESS, else a local Ray).")] = None,
     actors: Annotated[int | None, typer.Option("--actors", min=1, help="Ray engine: encoder actors (default: one per CPU, or per GPU with --device cuda).")] = None,
 ) -> None:
     """Embed molecules: one output row per input line, in input order; invalid SMILES are kept with valid=false and an error."""
-    if layout not in ("list", "wide"):
-        fail(f"--layout must be 'list' or 'wide', not '{layout}'", EXIT_USAGE)
+    from hsafeat.output_paths import default_output
+
     if output is None:
         if input_path == "-":
             fail("reading stdin needs --output", EXIT_USAGE)
-        name = Path(input_path).name
-        for suffix in (".gz", ".smi", ".smiles", ".csv", ".tsv", ".txt", ".parquet"):
-            name = name.removesuffix(suffix)
-        output = Path(input_path).with_name(name + ".parquet")
-    if engine not in ("local", "ray"):
-        fail(f"--engine must be 'local' or 'ray', not '{engine}'", EXIT_USAGE)
+        output = default_output(input_path)
+    refuse_ignored_engine_options(engine, {"--actors": actors is not None, "--ray-address": ray_address is not None,
+                                           "--workers": workers is not None, "--encode-in-workers": encode_in_workers})
+    if encode_in_workers and device is Device.cuda:
+        fail("--encode-in-workers runs the encoder on CPU workers; the GPU encoder runs in the main process", EXIT_USAGE)
     require_writable(output)
+    require_new_outputs(input_path, {"--output": output}, overwrite, resume)
     source = open_source(input_path, smiles_column, id_column)
-    if engine == "ray":
+    if engine is Engine.ray:
         if input_path == "-":
             fail("--engine ray needs an input file, not stdin", EXIT_USAGE)
-        embed_on_ray(source, output, weights, levels, layout, batch_size, device, actors, ray_address, resume, row_group_size)
+        embed_on_ray(source, output, weights, levels, layout.value, batch_size, device, actors, ray_address, resume, row_group_size)
         return
-    if encode_in_workers and device.startswith("cuda"):
-        fail("--encode-in-workers runs the encoder on CPU workers; the GPU encoder runs in the main process", EXIT_USAGE)
     estimated, n_workers = plan_workers(source, workers, encode_in_workers)
-    embedder = make_embedder(weights, device, batch_size)  # usage errors above are reported before torch loads
-    if encode_in_workers and embedder.device.type != "cpu":  # --device auto found a GPU
-        fail("--encode-in-workers runs the encoder on CPU workers; add --device cpu", EXIT_USAGE)
+    # the encoding workers run on CPUs, so there `auto` means the CPU
+    embedder = make_embedder(weights, "cpu" if encode_in_workers else device.value, batch_size)  # usage errors above come before torch loads
     from hsafeat.pipeline import embed_file
 
     chosen = chosen_levels(levels, embedder.dims)
     summary = run_with_progress(source, lambda progress, estimated: embed_file(
-        source, output, embedder, chosen, layout, progress=progress, workers=n_workers,
+        source, output, embedder, chosen, layout.value, progress=progress, workers=n_workers,
         resume=resume, row_group_size=row_group_size, encode_in_workers=encode_in_workers), estimated=estimated,
         interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
     typer.echo(summary.line(), err=True)
 
 
 def embed_on_ray(source, output: Path, weights: str | None, levels: str | None, layout: str, batch_size: int,  # noqa: ANN001
-                 device: str, actors: int | None, address: str | None, resume: bool, row_group_size: int) -> None:
+                 device: Device, actors: int | None, address: str | None, resume: bool, row_group_size: int) -> None:
     try:
         from hsafeat.distributed import embed_file_ray, require_ray
 
@@ -300,7 +321,7 @@ def embed_on_ray(source, output: Path, weights: str | None, levels: str | None, 
         fail(str(exc), EXIT_USAGE)
     embedder = make_embedder(weights, "cpu", batch_size)  # checks weights and --levels before Ray starts
     chosen = chosen_levels(levels, embedder.dims)
-    num_gpus = 1 if device.startswith("cuda") else 0
+    num_gpus = 1 if device is Device.cuda else 0  # auto: CPU actors; the cluster's GPUs are asked for by name
     summary = run_with_progress(source, lambda progress, estimated: embed_file_ray(
         source, output, weights, chosen, layout, batch_size, actors, num_gpus, address, resume, row_group_size,
         progress=progress), interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
@@ -310,20 +331,26 @@ def embed_on_ray(source, output: Path, weights: str | None, levels: str | None, 
 @app.command("inspect-gates")
 def inspect_gates_cmd(
     input_path: InputArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Long-format Parquet: one row per molecule and source.")] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of the per-level share routed to Graph-Mamba (needs matplotlib).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Long-format Parquet: one row per molecule and source (never the input; an existing file needs --overwrite).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of the per-level share routed to Graph-Mamba (needs matplotlib; an existing file needs --overwrite).")] = None,
     smiles_column: SmilesColumn = None,
     id_column: IdColumn = None,
     batch_size: BatchOpt = 128,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = Device.auto,
     weights: WeightsOpt = None,
     workers: WorkersOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Show how the encoder routed each molecule: HAP gate per level, SAF expert weights per source."""
+    import importlib.util
+
     require_writable(output, plot)
+    require_new_outputs(input_path, {"--output": output, "--plot": plot}, overwrite)
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        fail("--plot needs matplotlib: pip install matplotlib", EXIT_USAGE)
     source = open_source(input_path, smiles_column, id_column)
     estimated, n_workers = plan_workers(source, workers)
-    embedder = make_embedder(weights, device, batch_size)
+    embedder = make_embedder(weights, device.value, batch_size)
     from hsafeat.gates import render_table, save_plot
     from hsafeat.pipeline import inspect_gates
 
@@ -349,7 +376,7 @@ def benchmark(
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for benchmark.md, benchmark.json and benchmark.png.")] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Random-forest processes.")] = 2,
     batch_size: BatchOpt = 128,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = Device.cpu,
     weights: WeightsOpt = None,
 ) -> None:
     """Score embeddings and fingerprints with tuned scikit-learn heads on scaffold splits; print a Markdown table."""
@@ -382,7 +409,7 @@ def benchmark(
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         fail(f"--out-dir {out_dir} is not a directory", EXIT_USAGE)
     needs_weights = any(f not in ("ecfp", "ecfp+desc") for f in featurizers)
-    embedder = make_embedder(weights, device, batch_size) if needs_weights else None
+    embedder = make_embedder(weights, device.value, batch_size) if needs_weights else None
     try:
         result = run_benchmark(datasets, featurizers, seed_list, items(heads), n_jobs=n_jobs, embedder=embedder,
                                log=lambda line: typer.echo(line, err=True))

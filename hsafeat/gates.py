@@ -1,8 +1,9 @@
 """inspect-gates reporting: the per-level Graph-Mamba share (the paper's Fig. 5) and SAF expert
-usage, as a terminal table and an optional bar plot."""
+usage, as a terminal table and an optional bar plot (written atomically, like every output)."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -50,5 +51,13 @@ def save_plot(stats: dict, path: Path, weights_name: str) -> None:
     ax.set_title(f"HAP projector choice per level ({weights_name}, n={stats['n_valid']})")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    # written beside the destination, then renamed: a failed save never leaves half a picture
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=120)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)

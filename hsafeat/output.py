@@ -135,6 +135,7 @@ class ParquetSink:
         row_group_size: int = 8192,
         run_key: dict[str, Any] | None = None,
         resume: bool = False,
+        schema: pa.Schema | None = None,
     ) -> None:
         check_writable(path)
         self.path = Path(path)
@@ -155,7 +156,9 @@ class ParquetSink:
         except OSError as e:
             self._fail(e)
         labels = {name: self._meta[key] for name, key in DIMENSION_LABELS.items() if key in self._meta}
-        self._schema = _schema_with_meta(embedding_schema(dims, layout, labels), self._meta)
+        if schema is None:
+            schema = embedding_schema(dims, layout, labels)
+        self._schema = _schema_with_meta(schema, self._meta)
 
     # -------------------------------------------------------------------------- work directory
 
@@ -233,6 +236,15 @@ class ParquetSink:
         if self._buffered >= self.row_group_size:
             self._flush(final=False)
 
+    def write_table(self, table: pa.Table) -> None:
+        """Append rows already in the sink's schema (a sink made with `schema=`, e.g. gate files)."""
+        if self._done:
+            raise RuntimeError("ParquetSink is closed")
+        self._buf.extend(table.cast(self._schema).to_batches())
+        self._buffered += len(table)
+        if self._buffered >= self.row_group_size:
+            self._flush(final=False)
+
     def _flush(self, final: bool) -> None:
         """Write every complete row group (and the remainder if final) as a recorded part."""
         if not self._buf:
@@ -298,7 +310,7 @@ class ParquetSink:
     def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
         if exc_type is None:
             self.close()
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.suspend()
+        elif issubclass(exc_type, KeyboardInterrupt) and self._key["run"] is not None:
+            self.suspend()  # resumable: keep the finished row groups
         else:
             self.abort()

@@ -2,7 +2,7 @@
 The output appears at its destination only when complete."""
 from __future__ import annotations
 
-import json
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 import hsafeat
 from hsafeat.engine import Embedded, Embedder
@@ -144,31 +143,52 @@ def gate_source_names(n_levels: int) -> list[str]:
     return [f"level_{i}" for i in range(n_levels)] + ["motif"]
 
 
+def gates_schema(n_experts: int) -> pa.Schema:
+    return pa.schema([
+        ("row_idx", pa.int64()), ("id", pa.string()), ("valid", pa.bool_()), ("error", pa.string()),
+        ("source", pa.string()), ("p_attention", pa.float32()), ("p_mamba", pa.float32()), ("projector", pa.string()),
+        ("expert_weights", pa.list_(pa.float32(), n_experts)),
+    ])
+
+
+def _gate_rows(chunk: list[InputRow], r: Embedded, sources: list[str], schema: pa.Schema) -> pa.Table:
+    """One chunk in long format: a row per (input row, source); the motif source has no gate."""
+    n, s, n_experts = len(chunk), len(sources), r.expert_weights.shape[-1]
+    p = np.concatenate([r.gate_probs, np.full((n, 1, 2), np.nan, np.float32)], axis=1)  # n x S x 2
+    chosen = np.where(p[..., 1] > p[..., 0], "mamba", "attention").astype(object)
+    chosen[np.isnan(p[..., 0])] = None
+    return pa.table({
+        "row_idx": np.repeat([row.row_idx for row in chunk], s),
+        "id": np.repeat(np.asarray([row.id for row in chunk], dtype=object), s),
+        "valid": np.repeat(r.valid, s), "error": np.repeat(np.asarray(r.errors, dtype=object), s),
+        "source": np.tile(sources, n),
+        "p_attention": pa.array(p[..., 0].reshape(-1), from_pandas=True),
+        "p_mamba": pa.array(p[..., 1].reshape(-1), from_pandas=True),
+        "projector": chosen.reshape(-1),
+        "expert_weights": pa.FixedSizeListArray.from_arrays(
+            pa.array(np.nan_to_num(r.expert_weights.reshape(-1))), n_experts, mask=pa.array(np.repeat(~r.valid, s))),
+    }, schema=schema)
+
+
 def inspect_gates(
     source: InputSource, output: Path | None, embedder: Embedder, chunk_size: int = 1024,
     progress: Progress | None = None, workers: int = 0,
 ) -> tuple[RunSummary, dict]:
     """Long format, one row per (input row, source): gate probabilities and chosen projector for
-    levels (null for motif), mean SAF expert weights for every source. Returns the summary and the
-    aggregate statistics (per-level Graph-Mamba share, expert usage per source)."""
+    levels (null for motif), mean SAF expert weights for every source; written through the same
+    atomic sink as embeddings (hsafeat.output). Returns the summary and the aggregate statistics
+    (per-level Graph-Mamba share, expert usage per source)."""
     c = embedder.weights.config
     sources = gate_source_names(c.n_levels)
     start = time.perf_counter()
     n_rows = n_valid = 0
     mamba_count = np.zeros(c.n_levels)
     expert_sum = np.zeros((c.n_sources, c.n_experts))
-    writer: pq.ParquetWriter | None = None
-    tmp = output.with_name(f".{output.name}.tmp") if output else None
-    schema = pa.schema([
-        ("row_idx", pa.int64()), ("id", pa.string()), ("valid", pa.bool_()), ("error", pa.string()),
-        ("source", pa.string()), ("p_attention", pa.float32()), ("p_mamba", pa.float32()), ("projector", pa.string()),
-        ("expert_weights", pa.list_(pa.float32(), c.n_experts)),
-    ])
-    if tmp is not None:
-        writer = pq.ParquetWriter(tmp, schema.with_metadata({"hsafeat": json.dumps({
-            "schema": GATES_SCHEMA_VERSION, "hsafeat": hsafeat.__version__,
-            "weights": {"name": embedder.weights.name, "sha256": embedder.weights.sha256}})}))
-    try:
+    schema = gates_schema(c.n_experts)
+    meta = {"schema": GATES_SCHEMA_VERSION, "hsafeat": hsafeat.__version__,
+            "weights": {"name": embedder.weights.name, "sha256": embedder.weights.sha256}, "input": source.name}
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(ParquetSink(output, {}, meta, schema=schema)) if output is not None else None
         for chunk, feats in _featurized(source, embedder, chunk_size, workers):
             r = embedder.embed_featurized(feats)
             n_rows += len(chunk)
@@ -176,36 +196,12 @@ def inspect_gates(
             ok = r.valid
             mamba_count += (r.gate_probs[ok, :, 1] > r.gate_probs[ok, :, 0]).sum(0)
             expert_sum += r.expert_weights[ok].sum(0)
-            if writer is not None:
-                n, s = len(chunk), len(sources)
-                p = np.concatenate([r.gate_probs, np.full((n, 1, 2), np.nan, np.float32)], axis=1)  # motif: no gate
-                chosen = np.where(p[..., 1] > p[..., 0], "mamba", "attention").astype(object)
-                chosen[np.isnan(p[..., 0])] = None
-                flat_w = r.expert_weights.reshape(-1)
-                table = pa.table({
-                    "row_idx": np.repeat([row.row_idx for row in chunk], s),
-                    "id": np.repeat(np.asarray([row.id for row in chunk], dtype=object), s),
-                    "valid": np.repeat(ok, s), "error": np.repeat(np.asarray(r.errors, dtype=object), s),
-                    "source": np.tile(sources, n),
-                    "p_attention": pa.array(p[..., 0].reshape(-1), from_pandas=True),
-                    "p_mamba": pa.array(p[..., 1].reshape(-1), from_pandas=True),
-                    "projector": chosen.reshape(-1),
-                    "expert_weights": pa.FixedSizeListArray.from_arrays(
-                        pa.array(np.nan_to_num(flat_w)), c.n_experts, mask=pa.array(np.repeat(~ok, s))),
-                }, schema=schema)
-                writer.write_table(table)
+            if sink is not None:
+                sink.write_table(_gate_rows(chunk, r, sources, schema))
             if progress:
                 progress(n_rows, n_valid)
-        if writer is not None:
-            writer.close()
-            writer = None
-            assert tmp is not None and output is not None
-            tmp.replace(output)
-    finally:
-        if writer is not None:
-            writer.close()
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
+        if sink is not None:
+            sink.close({"rows": {"total": n_rows, "valid": n_valid, "invalid": n_rows - n_valid}})
     denominator = n_valid if n_valid else float("nan")  # no valid molecule: no shares to report
     stats = {
         "n_valid": n_valid,

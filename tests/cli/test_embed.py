@@ -233,7 +233,7 @@ def test_default_output_name(tiny_weights: Path, tmp_path: Path, name: str) -> N
     src = tmp_path / name
     src.write_bytes(gzip.compress(text.encode(), mtime=0) if name.endswith(".gz") else text.encode())
     assert_ok(invoke(["embed", src], tiny_weights))
-    expected = tmp_path / "mols.parquet"
+    expected = tmp_path / "mols.embeddings.parquet"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, expected.name])  # no temp files
     assert read(expected, ["id"]).column("id").to_pylist() == ["e", "m"]
 
@@ -243,7 +243,7 @@ def test_success_leaves_only_the_output(tiny_weights: Path, tmp_path: Path) -> N
     shutil.copy(EXAMPLES, src)
     out = tmp_path / "out.parquet"
     out.write_bytes(b"an older result")  # replaced atomically
-    assert_ok(invoke(["embed", src, "-o", out], tiny_weights))
+    assert_ok(invoke(["embed", src, "-o", out, "--overwrite"], tiny_weights))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.smi", "out.parquet"]
     assert read(out).num_rows == 20
 
@@ -266,7 +266,7 @@ def test_failed_run_leaves_no_output(tiny_weights: Path, tmp_path: Path, monkeyp
     assert tmp_leftovers(tmp_path) == []
 
     out.write_bytes(b"precious")
-    assert_one_line_error(invoke(["embed", src, "-o", out], tiny_weights), 1)
+    assert_one_line_error(invoke(["embed", src, "-o", out, "--overwrite"], tiny_weights), 1)
     assert out.read_bytes() == b"precious"
     assert tmp_leftovers(tmp_path) == []
 

@@ -126,3 +126,72 @@ def test_no_valid_molecules_reports_no_shares(tiny_weights: Path, tmp_path: Path
     assert_ok(result)
     assert "0 valid" in result.stdout
     assert "%" not in result.stdout
+
+
+# ------------------------------------------------------------------------------ written like embeddings
+
+
+def test_gates_file_is_fsynced_then_renamed(tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate file goes through embed's atomic sink: its bytes reach the disk (fsync) before the
+    rename that makes them appear at the destination."""
+    import os
+
+    synced: set[int] = set()
+    renamed: list[tuple[int, str]] = []
+    fsync, replace = os.fsync, os.replace
+
+    def spy_fsync(fd: int) -> None:
+        synced.add(os.fstat(fd).st_ino)
+        fsync(fd)
+
+    def spy_replace(src, dst) -> None:  # noqa: ANN001
+        renamed.append((os.stat(src).st_ino, str(dst)))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    out = tmp_path / "gates.parquet"
+    assert_ok(invoke(["inspect-gates", EXAMPLES, "-o", out], tiny_weights))
+    inode = next(ino for ino, dst in renamed if dst == str(out))
+    assert inode in synced
+    assert tmp_leftovers(tmp_path) == []
+
+
+def test_gates_rows_are_the_encoder_routing(gates_run, tiny_weights: Path) -> None:  # noqa: ANN001
+    """Row for row, the file holds what the encoder computes for each molecule."""
+    from hsafeat.engine import Embedder
+    from hsafeat.io import open_input
+
+    _, out = gates_run
+    rows = [row for chunk in open_input(str(EXAMPLES)).iter_chunks(1024) for row in chunk]
+    result = Embedder(str(tiny_weights)).embed([row.smiles for row in rows])
+    t = read(out)
+    n_sources = result.gate_probs.shape[1] + 1
+    p_mamba = np.asarray(t.column("p_mamba").to_pylist(), dtype=float).reshape(len(rows), n_sources)
+    np.testing.assert_array_equal(p_mamba[:, :-1], result.gate_probs[..., 1])
+    assert np.isnan(p_mamba[:, -1]).all()  # motif: no gate
+    weights = t.column("expert_weights").to_pylist()
+    for i, valid in enumerate(result.valid):
+        for s in range(n_sources):
+            got = weights[i * n_sources + s]
+            if valid:
+                np.testing.assert_array_equal(np.asarray(got, dtype=np.float32), result.expert_weights[i, s])
+            else:
+                assert got is None
+    assert t.column("error").to_pylist()[::n_sources] == result.errors
+
+
+def test_interrupted_gates_run_leaves_nothing(tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gate file cannot be resumed, so an interrupted run keeps no parts either."""
+    import hsafeat.pipeline
+
+    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(hsafeat.pipeline, "_featurized", interrupted)
+    out = tmp_path / "gates.parquet"
+    result = invoke(["inspect-gates", EXAMPLES, "-o", out], tiny_weights)
+    assert result.exit_code == 130
+    assert not out.exists()
+    assert tmp_leftovers(tmp_path) == []

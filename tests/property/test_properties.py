@@ -140,7 +140,7 @@ def test_cli_smi_rows_follow_the_reading_rules(text: str, tiny_weights: Path, em
     path, out = workdir / "cli.smi", workdir / "cli.parquet"
     data = text.encode("utf-8")
     path.write_bytes(data)
-    assert_ok(invoke(["embed", path, "-o", out, "--levels", "fused,motif"], tiny_weights))
+    assert_ok(invoke(["embed", path, "-o", out, "--levels", "fused,motif", "--overwrite"], tiny_weights))
     check_smi_output(out, data, text, embedder)
 
 
@@ -250,5 +250,5 @@ def test_cli_csv_ids_round_trip(rows: list[tuple[str, str, str]], tiny_weights: 
                                 workdir: Path) -> None:
     path, out = workdir / "cli_ids.csv", workdir / "cli_ids.parquet"
     write_table_file(path, ["smiles", "name", "note"], [[s, i, note] for s, i, note in rows], ",")
-    assert_ok(invoke(["embed", path, "-o", out, "--levels", "motif"], tiny_weights))
+    assert_ok(invoke(["embed", path, "-o", out, "--levels", "motif", "--overwrite"], tiny_weights))
     check_csv_output(out, rows, embedder)

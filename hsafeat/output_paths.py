@@ -1,0 +1,64 @@
+"""Where a command may write, decided before any work is done: an output never resolves to the
+input, an existing file is replaced only with --overwrite (or continued with --resume), and the
+default output name can never be the input's own name. Standard library only, so that a refusal
+costs no torch import."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Suffixes of the input formats hsafeat reads (hsafeat.io), stripped to name the default output.
+INPUT_SUFFIXES = (".gz", ".smi", ".smiles", ".csv", ".tsv", ".txt", ".parquet")
+DEFAULT_OUTPUT_SUFFIX = ".embeddings.parquet"
+
+
+class DestinationError(Exception):
+    """An output would replace the input or an existing file. Message is one clear line."""
+
+
+def default_output(input_path: str) -> Path:
+    """`<input stem>.embeddings.parquet` beside the input: `assays.csv.gz` -> `assays.embeddings.parquet`.
+    The added `.embeddings` part is never stripped, so the name differs from any input's."""
+    path = Path(input_path)
+    stem = path.name
+    while stem.lower().endswith(INPUT_SUFFIXES) and "." in stem[1:]:
+        stem = stem[: stem.rindex(".")]
+    return path.with_name(stem + DEFAULT_OUTPUT_SUFFIX)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same inode when both exist (hard links, symlinks,
+    case-insensitive file systems), else the same resolved path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def unfinished_run(output: Path) -> bool:
+    """Whether an interrupted run writing `output` left parts that --resume can continue (the
+    work directory and manifest of hsafeat.output.ParquetSink)."""
+    return (output.parent / f".{output.name}.parts" / "manifest.json").is_file()
+
+
+def check_destinations(input_path: str, outputs: dict[str, Path | None], overwrite: bool = False,
+                       resume: bool = False) -> None:
+    """Raise DestinationError unless every output (option name -> path; None: not asked for) may be
+    written: none is the input or another output, and none exists unless `overwrite`, or `resume`
+    continues an unfinished run of it."""
+    chosen = [(option, path) for option, path in outputs.items() if path is not None]
+    source = None if input_path == "-" else Path(input_path)
+    for option, path in chosen:
+        if source is not None and same_file(source, path):
+            raise DestinationError(f"{option} {path} is the input file; hsafeat never writes over its input, "
+                                   f"choose another output name")
+    for i, (option, path) in enumerate(chosen):
+        for other, other_path in chosen[i + 1:]:
+            if same_file(path, other_path):
+                raise DestinationError(f"{option} and {other} both name {path}; give them different names")
+    for option, path in chosen:
+        exists = path.exists() or path.is_symlink()
+        if exists and not overwrite and not (resume and unfinished_run(path)):
+            raise DestinationError(f"{option} {path} already exists; add --overwrite to replace it")
