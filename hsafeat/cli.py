@@ -427,17 +427,44 @@ def benchmark(
 
 
 @app.command()
-def info(weights: WeightsOpt = None) -> None:
-    """Print the card of the weights in use (name, sha256, corpus, objectives, losses)."""
+def info(
+    weights: WeightsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole card as JSON (with the path, column dims and scores.json if present).")] = False,
+) -> None:
+    """Summarise the weights in use: name, sha256, corpus, recipe, dev-set scores, output columns."""
     import json
 
-    from hsafeat.weights import WeightsError, load_weights
+    from hsafeat.card_summary import SCORES_FILE, summary
+    from hsafeat.weights import DEFAULT_WEIGHTS, WeightsError, bundled_dir, load_weights
 
     try:
-        loaded = load_weights(weights)
+        loaded = load_weights(weights)  # verifies the sha256 it reports
     except WeightsError as exc:
         fail(str(exc), EXIT_USAGE)
-    typer.echo(json.dumps({"path": str(loaded.path), "dims": loaded.config.column_dims(), **loaded.card}, indent=1))
+    dims = loaded.config.column_dims()
+    if as_json:
+        scores = loaded.path / SCORES_FILE
+        extra = {"scores": json.loads(scores.read_text())} if scores.is_file() else {}
+        typer.echo(json.dumps({"path": str(loaded.path), "dims": dims, **loaded.card, **extra}, indent=1))
+        return
+    default = loaded.path.resolve() == (bundled_dir() / DEFAULT_WEIGHTS).resolve()
+    typer.echo("\n".join(summary(loaded.name, loaded.path, loaded.sha256, loaded.card, dims, default)))
+
+
+@app.command("weights")
+def list_weights() -> None:
+    """List the bundled weights: name, default marker, sha256 prefix, description (select one with --weights NAME)."""
+    from hsafeat.card_summary import bundled_weights
+    from hsafeat.weights import DEFAULT_WEIGHTS, ENV_WEIGHTS, bundled_dir
+
+    rows = bundled_weights(bundled_dir(), DEFAULT_WEIGHTS)
+    if not rows:
+        fail(f"no bundled weights in {bundled_dir()}")
+    width = max(len(name) for name, *_ in rows)
+    for name, is_default, sha, description in rows:
+        typer.echo(f"{'*' if is_default else ' '} {name:<{width}}  {sha}  {description}")
+    chosen = os.environ.get(ENV_WEIGHTS)
+    typer.echo(f"* default{f'; ${ENV_WEIGHTS} selects {chosen}' if chosen else ''}", err=True)
 
 
 def main() -> None:
