@@ -13,6 +13,11 @@ from typing import Any
 SCORES_FILE = "scores.json"
 
 
+def _section(card: dict[str, Any], key: str) -> dict[str, Any]:
+    value = card.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
@@ -76,7 +81,7 @@ def _corpus(card: dict[str, Any]) -> str:
 
 
 def _stages(card: dict[str, Any]) -> str:
-    steps = card.get("steps") if isinstance(card.get("steps"), dict) else {}
+    steps = _section(card, "steps")
     done = [f"{k.removeprefix('stage_').upper()} {v:,}" for k, v in steps.items() if k.startswith("stage_") and v]
     batch = f" of {steps['batch_size']}" if done and steps.get("batch_size") else ""
     return f"stage {' + '.join(done)} steps{batch}" if done else ""
@@ -86,7 +91,7 @@ def describe(card: dict[str, Any]) -> str:
     """One line: the card's own description, else what it was trained on and how."""
     if card.get("description"):
         return str(card["description"])
-    corpus = card.get("corpus") if isinstance(card.get("corpus"), dict) else {}
+    corpus = _section(card, "corpus")
     parts = [_stages(card)]
     if corpus.get("file"):
         n = corpus.get("n_molecules_used")
