@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hsafeat.cli_options import Device, Engine, Layout, OneLineUsageErrors
+from hsafeat.pretrain.choices import ReadoutKind, TargetSet
 
 app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-level molecular embeddings from a frozen HSA-Net encoder.")
@@ -173,62 +173,52 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace output 
 
 @app.command()
 def pretrain(
-    out: Annotated[Path, typer.Option("--out", "-o", help="New weights directory to create.")],
-    corpus: Annotated[Path, typer.Option(help="CSV(.gz) with a SMILES first column and a header.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New weights directory to create (the release's name).")],
+    corpus: Annotated[Path, typer.Option(help="CSV(.gz) or .smi with a SMILES first column (a header named like smiles is skipped).")],
     workdir: Annotated[Path, typer.Option(help="Corpus cache, checkpoints and logs.")] = Path("pretrain-work"),
-    n_molecules: Annotated[int | None, typer.Option(help="Seeded random subset of the corpus (default: all).")] = None,
-    steps_a: Annotated[int, typer.Option(help="Stage A steps (GNN, masked attributes).")] = 2000,
-    steps_b: Annotated[int, typer.Option(help="Stage B steps (HAP, motif, SAF).")] = 1000,
-    steps_c: Annotated[int, typer.Option(help="Stage C steps (everything, end to end; v2 recipe).")] = 0,
-    batch_size: Annotated[int, typer.Option()] = 128,
+    n_molecules: Annotated[int | None, typer.Option(min=1, help="Seeded random subset of the corpus (default: all).")] = None,
+    steps_a: Annotated[int, typer.Option(min=0, help="Stage A steps (GNN, masked attributes).")] = 2000,
+    steps_b: Annotated[int, typer.Option(min=0, help="Stage B steps (HAP, motif, SAF).")] = 1000,
+    steps_c: Annotated[int, typer.Option(min=0, help="Stage C steps (everything, end to end; v2 recipe).")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
     lr: Annotated[float, typer.Option()] = 1e-3,
     lr_c: Annotated[float, typer.Option(help="Stage C learning rate (the backbone gets it times --backbone-lr-scale).")] = 3e-4,
     backbone_lr_scale: Annotated[float, typer.Option()] = 0.3,
     freeze_backbone_c: Annotated[bool, typer.Option(help="Stage C with the GNN frozen (ablation).")] = False,
     w_contrast: Annotated[float, typer.Option(help="Weight of the two-view contrastive term (0: one view, no contrast).")] = 0.5,
-    targets: Annotated[str, typer.Option(help="Target set: v1 (ECFP4 bits, 32 descriptors) or v2 (Morgan r1-3 bits, r2 counts, all RDKit descriptors).")] = "v1",
+    targets: Annotated[TargetSet, typer.Option(help="v1: ECFP4 bits, 32 descriptors; v2: Morgan r1-3 bits, r2 counts, every RDKit descriptor.")] = TargetSet.v1,
     init_from: Annotated[str | None, typer.Option(help="Start from these released weights (name or directory); keeps their sizes and vocabulary.")] = None,
     d_model: Annotated[int, typer.Option(help="GNN and token width.")] = 128,
     d_out: Annotated[int, typer.Option(help="SAF output width.")] = 128,
     scaffold_router: Annotated[bool, typer.Option(help="H-MoE scaffold-aware routing.")] = True,
     size_embedding: Annotated[bool, typer.Option(help="Add log atom/bond/fragment counts to the tokens (also with --init-from).")] = False,
     vocab_size: Annotated[int, typer.Option(help="Fragment vocabulary size (with UNK).")] = 2048,
-    seed: Annotated[int, typer.Option()] = 0,
-    threads: Annotated[int, typer.Option(help="torch threads (1 avoids thrashing when the machine is shared).")] = 1,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --workdir.")] = False,
+    seed: Annotated[int, typer.Option(help="Seeds the subset, the initialisation, the batches, the masks and the readout fit.")] = 0,
+    readout: Annotated[ReadoutKind, typer.Option(help="The desc_pred readout fitted on the finished, frozen encoder (none: no desc_pred column).")] = ReadoutKind.pooled_mlp,
+    readout_hidden: Annotated[int, typer.Option(min=1, help="pooled_mlp's hidden width.")] = 512,
+    readout_epochs: Annotated[int, typer.Option(min=1, help="Readout epochs (the one with the lowest held-out loss is kept).")] = 60,
+    readout_lr: Annotated[float, typer.Option()] = 1e-3,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads (part of the recipe: float sums can differ with the count).")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run whose checkpoint is in --workdir (same options).")] = False,
+    stop_after: Annotated[int | None, typer.Option(min=0, help="Checkpoint and stop after this many steps in all (stage steps, then readout epochs); --resume continues. Not part of the release's command: the release is the same.")] = None,
 ) -> None:
-    """Pretrain HSA-Net (stage A: GNN; stage B: HAP + motif + SAF; stage C: end to end) and write a new weights directory."""
+    """Make a whole release: stages A (GNN), B (HAP + motif + SAF), C (end to end), then the desc_pred readout; card.json is written by code."""
+    given = dict(locals())
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from hsafeat.pretrain.loop import TrainConfig
+    from hsafeat.pretrain.options import PretrainOptions
     from hsafeat.pretrain.run import pretrain as run_pretrain
     from hsafeat.weights import WeightsError
 
+    opts = PretrainOptions(**{k: v for k, v in given.items() if k not in ("resume", "stop_after")})
     torch.set_num_threads(threads)
     if not corpus.is_file():
         fail(f"corpus not found: {corpus}", 2)
     if (out / "model.safetensors").exists():
         fail(f"{out} already holds weights; releases are immutable, choose a new name", 2)
-    if targets not in ("v1", "v2"):
-        fail(f"--targets must be v1 or v2, not {targets!r}", 2)
-    train = TrainConfig(steps_a=steps_a, steps_b=steps_b, steps_c=steps_c, batch_size=batch_size, lr=lr, lr_c=lr_c,
-                        backbone_lr_scale=backbone_lr_scale, freeze_backbone_c=freeze_backbone_c,
-                        w_contrast=w_contrast, seed=seed)
-    log_path = workdir / "train.log"
     workdir.mkdir(parents=True, exist_ok=True)
-    # The exact command, rebuilt from the parsed values so it is complete and rerunnable.
-    command = shlex.join([
-        "hsafeat", "pretrain", "--out", str(out), "--corpus", str(corpus), "--workdir", str(workdir),
-        *(["--n-molecules", str(n_molecules)] if n_molecules else []), "--steps-a", str(steps_a),
-        "--steps-b", str(steps_b), "--steps-c", str(steps_c), "--batch-size", str(batch_size), "--lr", str(lr),
-        "--lr-c", str(lr_c), "--backbone-lr-scale", str(backbone_lr_scale),
-        *(["--freeze-backbone-c"] if freeze_backbone_c else []), "--w-contrast", str(w_contrast),
-        "--targets", targets, *(["--init-from", init_from] if init_from else []), "--d-model", str(d_model),
-        "--d-out", str(d_out), "--scaffold-router" if scaffold_router else "--no-scaffold-router",
-        *(["--size-embedding"] if size_embedding else []),
-        "--vocab-size", str(vocab_size), "--seed", str(seed), "--threads", str(threads),
-    ])
+    log_path = workdir / "train.log"
 
     with Progress(TextColumn("stage {task.fields[stage]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
@@ -243,16 +233,17 @@ def pretrain(
         def progress(stage: str, step: int, total: int, record: dict) -> None:
             losses = " ".join(f"{k}={v:.3f}" for k, v in record.items() if isinstance(v, float) and k != "elapsed_s")
             bar.update(task, completed=step, total=total, stage=stage, info=losses)
-            if step % 20 == 0:
+            if step % 20 == 0 or stage == "readout":
                 with open(log_path, "a") as f:
                     f.write(f"{record}\n")
 
         try:
-            digest = run_pretrain(corpus, out, workdir, n_molecules, {"d_model": d_model, "d_out": d_out,
-                                  "scaffold_router": scaffold_router, "size_embedding": size_embedding}, train, vocab_size, resume, command, progress, log,
-                                  targets=targets, init_from=init_from)
+            digest = run_pretrain(opts, resume, stop_after, progress, log)
         except (ValueError, WeightsError) as err:
             fail(str(err), 2)
+    if digest is None:
+        typer.echo(f"stopped after {stop_after} steps; the same command with --resume continues")
+        return
     typer.echo(f"wrote {out} (sha256 {digest})")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -152,18 +153,43 @@ def save_weights(
     out_dir: Path, model: HSAEncoder, fragment_vocab: list[str], max_atoms: int, card: dict,
 ) -> str:
     """Write a new release directory; refuses to overwrite one. Returns the tensors' sha256."""
+    return save_release(out_dir, model, fragment_vocab, max_atoms, card)
+
+
+def save_release(
+    out_dir: Path, model: HSAEncoder, fragment_vocab: list[str], max_atoms: int, card: dict,
+    sidecars: dict[str, dict] | None = None,
+) -> str:
+    """Write a release directory whole or not at all: tensors, config.json and the sidecar JSON
+    files (e.g. desc_targets.json), then card.json last, which records the sha256 of every other
+    file under "files" (and the tensors' under "sha256", what load_weights checks). The files are
+    written to a hidden sibling directory that is renamed into place. Refuses an existing release
+    or a non-empty directory. Returns the tensors' sha256."""
     out_dir = Path(out_dir)
     if (out_dir / "model.safetensors").exists():
         raise WeightsError(f"{out_dir} already holds weights; releases are immutable, choose a new name")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise WeightsError(f"{out_dir} is not empty; a release is written into a new directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / "model.safetensors"))
+    save_file(state, str(staging / "model.safetensors"))
     config = {
         "format_version": FORMAT_VERSION,
         "encoder": model.config.to_dict(),
         "featurizer": {"feature_spec": feature_spec(), "fragment_vocab": fragment_vocab, "max_atoms": max_atoms},
     }
-    (out_dir / "config.json").write_text(json.dumps(config, indent=1) + "\n")
-    digest = sha256_file(out_dir / "model.safetensors")
-    (out_dir / "card.json").write_text(json.dumps({"name": out_dir.name, **card, "sha256": digest}, indent=1) + "\n")
+    (staging / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    for name, content in (sidecars or {}).items():
+        (staging / name).write_text(json.dumps(content, indent=1) + "\n")
+    files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
+    digest = files["model.safetensors"]
+    (staging / "card.json").write_text(
+        json.dumps({"name": out_dir.name, **card, "files": files, "sha256": digest}, indent=1) + "\n")
+    if out_dir.is_dir():
+        out_dir.rmdir()  # empty (checked above): rename needs the name free
+    staging.rename(out_dir)
     return digest

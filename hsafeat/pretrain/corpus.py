@@ -6,11 +6,13 @@ Two target sets (the cache records which):
   every descriptor in RDKit's `Descriptors.descList` (MiniMol / CheMeleon: many descriptors at once).
 Descriptors are clipped to their 0.5-99.5 % corpus quantiles, standardised and clipped to +-5;
 descriptors constant on the corpus are dropped. Each molecule also gets a scaffold id (hash of its
-Bemis-Murcko framework) for the H-MoE routing contrast."""
+Bemis-Murcko framework) for the H-MoE routing contrast. The cache keeps the SMILES of the molecules
+it holds, in its order (the order the batch sampler indexes), and the recipe that made it."""
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import re
 import zlib
 from collections import Counter
@@ -54,6 +56,7 @@ def _descriptor(name: str, mol: Chem.Mol) -> float:
 
 @dataclass
 class Example:
+    smiles: str             # as read from the corpus
     graph: MolGraph
     fragments: list[str]
     fp: np.ndarray          # FP_BITS per Morgan radius, uint8
@@ -86,7 +89,8 @@ def make_example(smiles: str, targets: str = "v1") -> Example | None:
               else np.zeros(0, np.uint8))
     desc = np.asarray([_descriptor(name, mol) for name in descriptor_names(targets)], dtype=np.float64)
     scaffold = Chem.MolFragmentToSmiles(mol, [int(i) for i in np.flatnonzero(graph.scaffold)]) if graph.scaffold.any() else ""
-    return Example(graph, fragments, fp.astype(np.uint8), counts.astype(np.uint8), desc, zlib.crc32(scaffold.encode()))
+    return Example(smiles, graph, fragments, fp.astype(np.uint8), counts.astype(np.uint8), desc,
+                   zlib.crc32(scaffold.encode()))
 
 
 def build_vocab(examples: list[Example], size: int, min_count: int = 2) -> list[str]:
@@ -112,10 +116,12 @@ _NODE = ("x", "frag_index", "scaffold")   # per atom
 _EDGE = ("edge_attr",)                    # per directed edge (edge_index stacked separately)
 
 
-def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha256: str, targets: str = "v1") -> None:
+def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha256: str, targets: str = "v1",
+               recipe: dict | None = None) -> None:
+    """recipe: what made the cache (corpus, subset, targets, vocabulary), compared before it is reused."""
     index = vocabulary_index(vocab)
     gs = [ex.graph for ex in examples]
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "n_atoms": np.asarray([g.n_atoms for g in gs]),
         "n_edges": np.asarray([g.edge_index.shape[1] for g in gs]),
         "n_frags": np.asarray([len(ex.fragments) for ex in examples]),
@@ -133,10 +139,12 @@ def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha
         "scaffold_id": np.asarray([ex.scaffold_id for ex in examples], dtype=np.int64),
         "vocab": np.asarray(vocab),
         "corpus_sha256": np.asarray(corpus_sha256),
+        "smiles": np.asarray([ex.smiles for ex in examples]),
+        "recipe": np.asarray(json.dumps(recipe or {}, sort_keys=True)),
     }
     for name in _NODE + _EDGE:
         arrays[name] = np.concatenate([getattr(g, name) for g in gs]).astype(np.int8)
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -150,6 +158,13 @@ class Corpus:
     vocab: list[str]
     corpus_sha256: str
     targets: str
+    smiles: list[str]                 # the molecules held, in the cache's order
+    desc_stats: DescriptorStats       # for the kept descriptors (desc_names), in that order
+    recipe: dict
+
+    def smiles_sha256(self) -> str:
+        """Names exactly the molecules used and their order: sha256 of the SMILES joined by newlines."""
+        return hashlib.sha256("\n".join(self.smiles).encode()).hexdigest()
 
 
 def _split(a: np.ndarray, counts: np.ndarray, axis: int = 0) -> list[np.ndarray]:
@@ -172,9 +187,12 @@ def load_cache(path: Path) -> Corpus:
                  scaffold=scaffold[i])
         for i in range(len(n_atoms))
     ]
+    if "smiles" not in z:
+        raise ValueError(f"{path} predates caches that keep their SMILES: use another --workdir")
     targets = str(z["targets"]) if "targets" in z else "v1"
     names = [str(s) for s in z["desc_names"]] if "desc_names" in z else list(DESCRIPTORS)
-    desc, keep = standardise_descriptors(z["desc"])
+    stats = descriptor_statistics(z["desc"])
+    desc, keep = standardise_descriptors(z["desc"], stats)
     n_bits = FP_BITS * len(MORGAN_RADII[targets])
     counts = z["counts"] if "counts" in z else np.zeros((len(n_atoms), 0), np.uint8)
     return Corpus(
@@ -186,30 +204,62 @@ def load_cache(path: Path) -> Corpus:
         vocab=[str(s) for s in z["vocab"]],
         corpus_sha256=str(z["corpus_sha256"]),
         targets=targets,
+        smiles=[str(s) for s in z["smiles"]],
+        desc_stats=stats.kept(),
+        recipe=json.loads(str(z["recipe"])),
     )
 
 
-def standardise_descriptors(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Clip each descriptor to its 0.5-99.5 % quantiles (heavy tails such as Ipc would otherwise
-    dominate the loss), standardise, clip to +-5; drop descriptors constant on the corpus.
-    Non-finite values (descriptors that failed) become the mean (0 after standardising)."""
+STANDARDISATION = (
+    "raw RDKit descriptor values x; non-finite values are left out of the statistics and their target is 0; "
+    "x is clipped to [clip_low, clip_high], the descriptor's 0.5 and 99.5 % quantiles on the corpus; "
+    "target = clip((x - mean) / std, -5, 5) with the mean and population std of the clipped values; "
+    "descriptors constant after clipping are dropped (hsafeat.pretrain.corpus.standardise_descriptors). "
+    "Real units: value * std + mean"
+)
+
+
+@dataclass(frozen=True)
+class DescriptorStats:
+    """Per descriptor: the quantile clip and the mean and std that standardise (float64)."""
+    low: np.ndarray
+    high: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    keep: np.ndarray        # bool: not constant on the corpus
+
+    def kept(self) -> DescriptorStats:
+        k = self.keep
+        return DescriptorStats(self.low[k], self.high[k], self.mean[k], self.std[k], k[k])
+
+
+def descriptor_statistics(raw: np.ndarray) -> DescriptorStats:
+    """Quantiles at 0.5 and 99.5 % (heavy tails such as Ipc would otherwise dominate the loss),
+    then the mean and population std of the clipped values, ignoring non-finite values."""
     x = np.where(np.isfinite(raw), raw, np.nan)
     lo, hi = np.nanquantile(x, 0.005, axis=0), np.nanquantile(x, 0.995, axis=0)
     x = np.clip(x, lo, hi)
     mean, std = np.nanmean(x, 0), np.nanstd(x, 0)
-    keep = std > 1e-8
-    z = (x[:, keep] - mean[keep]) / std[keep]
-    return np.clip(np.nan_to_num(z, nan=0.0), -5, 5).astype(np.float32), keep
+    return DescriptorStats(lo, hi, mean, std, std > 1e-8)
+
+
+def standardise_descriptors(raw: np.ndarray, stats: DescriptorStats | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Clip each descriptor to its quantiles, standardise, clip to +-5; drop descriptors constant
+    on the corpus. Non-finite values (descriptors that failed) become the mean (0 after standardising)."""
+    s = stats if stats is not None else descriptor_statistics(raw)
+    x = np.clip(np.where(np.isfinite(raw), raw, np.nan), s.low, s.high)
+    z = (x[:, s.keep] - s.mean[s.keep]) / s.std[s.keep]
+    return np.clip(np.nan_to_num(z, nan=0.0), -5, 5).astype(np.float32), s.keep
 
 
 def prepare(corpus: Path, out: Path, n: int | None, seed: int, vocab_size: int, workers: int = 2,
-            targets: str = "v1", vocab: list[str] | None = None) -> None:
+            targets: str = "v1", vocab: list[str] | None = None, recipe: dict | None = None) -> None:
     """vocab: reuse a fixed fragment vocabulary (continuing from released weights); else build one."""
     smiles = read_smiles(corpus, n, seed)
     examples = featurize_corpus(smiles, workers, targets)
     vocab = vocab if vocab is not None else build_vocab(examples, vocab_size)
     digest = hashlib.sha256(Path(corpus).read_bytes()).hexdigest()
-    save_cache(out, examples, vocab, digest, targets)
+    save_cache(out, examples, vocab, digest, targets, recipe)
 
 
 assert {f.name for f in fields(MolGraph)} == {"x", "edge_index", "edge_attr", "frag_index", "frag_ids", "order",

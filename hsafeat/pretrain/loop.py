@@ -7,7 +7,11 @@ scaffold-routing contrast. The Gumbel temperature anneals 1.0 -> 0.3 with soft r
 first 5 % of stage B. Stage C (v2 recipe) trains everything end to end, the backbone at a lower
 learning rate, with linear heads on the fused embedding: many descriptors, multi-radius Morgan
 bits and counts, the contrastive term (optional) and the same balance and routing losses; routing
-stays hard at the final temperature, so it follows stage B or starts from released weights."""
+stays hard at the final temperature, so it follows stage B or starts from released weights.
+
+A checkpoint holds everything the next step depends on (weights, optimizer, stage and step, the
+batches drawn so far and every random generator's state: rng_state.py), so a run stopped after
+any step and resumed gives the tensors an uninterrupted run gives."""
 from __future__ import annotations
 
 import json
@@ -26,6 +30,7 @@ from hsafeat.nn.encoder import HSAEncoder
 from hsafeat.nn.losses import gate_balance_loss, load_balancing_loss, nt_xent, scaffold_routing_contrastive
 from hsafeat.pretrain.corpus import Corpus
 from hsafeat.pretrain.objectives import StageAHeads, StageBHeads, StageCHeads, mask_atoms, mask_bonds
+from hsafeat.pretrain.rng_state import generator_state, global_rng_state, set_generator_state, set_global_rng_state
 
 STAGES = ("a", "b", "c")
 
@@ -80,6 +85,7 @@ class Trainer:
         self.rng = np.random.default_rng(train.seed)
         self.gen = torch.Generator().manual_seed(train.seed)
         self.stage, self.step = "a", 0
+        self.batches_drawn = 0   # the position in the data order (the sampler draws one batch per step)
         self.history: list[dict] = []
         self.started = time.time()
         self.elapsed_before = 0.0
@@ -97,10 +103,19 @@ class Trainer:
             groups = [{"params": above + list(self.heads_c.parameters()), "base_lr": t.lr_c}]
             if not t.freeze_backbone_c:
                 groups.append({"params": list(self.model.backbone.parameters()), "base_lr": t.lr_c * t.backbone_lr_scale})
-        return torch.optim.AdamW(groups, lr=groups[0]["base_lr"], weight_decay=t.weight_decay)
+        return torch.optim.AdamW(groups, lr=float(groups[0]["base_lr"]), weight_decay=t.weight_decay)  # type: ignore[arg-type]
 
     def steps_in(self, stage: str) -> int:
         return {"a": self.train.steps_a, "b": self.train.steps_b, "c": self.train.steps_c}[stage]
+
+    @property
+    def total_steps(self) -> int:
+        return sum(self.steps_in(s) for s in STAGES)
+
+    @property
+    def global_step(self) -> int:
+        """Steps done in all stages so far."""
+        return sum(self.steps_in(s) for s in STAGES[:STAGES.index(self.stage)]) + self.step
 
     # --- checkpoints (tensors and JSON only; torch.load with weights_only=True) ---
     @property
@@ -112,8 +127,8 @@ class Trainer:
         state = {
             "model": self.model.state_dict(), "heads_a": self.heads_a.state_dict(), "heads_b": self.heads_b.state_dict(),
             "heads_c": self.heads_c.state_dict(), "opt": self.opt.state_dict(), "stage": self.stage, "step": self.step,
-            "rng": json.dumps(self.rng.bit_generator.state), "gen": self.gen.get_state(),
-            "history": json.dumps(self.history), "elapsed": self.elapsed(),
+            "batches_drawn": self.batches_drawn, "rng": generator_state(self.rng), "gen": self.gen.get_state(),
+            "global_rng": global_rng_state(), "history": json.dumps(self.history), "elapsed": self.elapsed(),
         }
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -129,8 +144,10 @@ class Trainer:
         self.stage, self.step = state["stage"], state["step"]
         self.opt = self._optimizer()
         self.opt.load_state_dict(state["opt"])
-        self.rng.bit_generator.state = json.loads(state["rng"])
+        self.batches_drawn = state["batches_drawn"]
+        set_generator_state(self.rng, state["rng"])
         self.gen.set_state(state["gen"])
+        set_global_rng_state(state["global_rng"])
         self.history = json.loads(state["history"])
         self.elapsed_before = state["elapsed"]
         self.started = time.time()
@@ -141,6 +158,7 @@ class Trainer:
     # --- steps ---
     def _sample(self) -> tuple:
         idx = self.rng.integers(0, len(self.corpus.graphs), self.train.batch_size)
+        self.batches_drawn += 1
         batch = collate([self.corpus.graphs[i] for i in idx])
         return idx, batch
 
@@ -205,8 +223,12 @@ class Trainer:
             losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
         return {**losses, **self._routing_losses(out, idx)}
 
-    def run(self, progress: Callable[[str, int, int, dict], None] | None = None) -> None:
+    def run(self, progress: Callable[[str, int, int, dict], None] | None = None, stop_after: int | None = None) -> bool:
+        """Train to the end (True), or checkpoint and stop once stop_after steps are done in all (False)."""
         while True:
+            if stop_after is not None and self.global_step >= stop_after:
+                self.save_checkpoint()
+                return False
             total = self.steps_in(self.stage)
             if self.step >= total:
                 later = [s for s in STAGES[STAGES.index(self.stage) + 1:] if self.steps_in(s) > 0]
@@ -239,9 +261,11 @@ class Trainer:
             if self.step % self.train.checkpoint_every == 0:
                 self.save_checkpoint()
         self.save_checkpoint()
+        return True
 
     def final_losses(self) -> dict[str, dict]:
+        """Each stage's last logged losses (wall times stay in history.json: they differ run to run)."""
         last: dict[str, dict] = {}
         for rec in self.history:
-            last[rec["stage"]] = rec
+            last[rec["stage"]] = {k: v for k, v in rec.items() if k != "elapsed_s"}
         return last

@@ -1,111 +1,137 @@
-"""`hsafeat pretrain`: corpus cache -> staged training (resumable) -> a new weights directory."""
+"""`hsafeat pretrain`: one command makes a whole release.
+
+corpus cache -> stages A, B, C (loop.py) -> the descriptor readout fit (readout_fit.py) -> the
+release directory (tensors, config.json, desc_targets.json, then card.json, written by code).
+Every sitting of the run is resumable: <workdir>/run.json records the options and the commit the
+run started with, checkpoint.pt the stages, readout.pt the readout fit. A resumed run must have
+the same options; its release equals an uninterrupted run's, tensor for tensor."""
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-import sys
 import time
-from dataclasses import asdict, replace
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
-import hsafeat
 from hsafeat.chem.features import ATOM_FEATURES, BOND_FEATURES
 from hsafeat.chem.parse import MAX_ATOMS
 from hsafeat.nn.config import EncoderConfig
-from hsafeat.pretrain.corpus import COUNT_RADIUS, FP_BITS, MORGAN_RADII, load_cache, prepare
-from hsafeat.pretrain.loop import TrainConfig, Trainer
-from hsafeat.weights import load_weights, save_weights
+from hsafeat.pretrain.card import build_card, desc_targets, git_state, readout_section
+from hsafeat.pretrain.corpus import Corpus, load_cache, prepare
+from hsafeat.pretrain.loop import Trainer
+from hsafeat.pretrain.options import PretrainOptions
+from hsafeat.pretrain.readout_fit import ReadoutFit
+from hsafeat.weights import DESC_TARGETS_FILE, LoadedWeights, load_weights, save_release, sha256_file
 
-OBJECTIVES = {
-    "stage_a": "masked atomic number (15% of atoms) + masked bond type (15% of bonds), GNN only",
-    "stage_b": "GNN frozen; ECFP4 1024-bit BCE + standardised RDKit descriptors MSE (from mean of Y) "
-               "+ NT-Xent between two 10%-atom-masked views + SAF load balancing + HAP gate balance "
-               "(+ H-MoE scaffold-routing contrast when the scaffold router is on)",
-    "stage_c": "everything trained (backbone at lr_c * backbone_lr_scale unless frozen); linear heads on the fused "
-               "embedding: Morgan bits BCE + log1p radius-2 counts MSE + standardised descriptors MSE "
-               "(+ NT-Xent between two masked views when w_contrast > 0) + SAF load balancing + HAP gate balance "
-               "(+ scaffold-routing contrast); routing hard at the final temperature",
-}
+Progress = Callable[[str, int, int, dict], None]
 
 
-def stages_run(train: TrainConfig, init_from: str | None) -> dict[str, str]:
-    steps = {"stage_a": train.steps_a, "stage_b": train.steps_b, "stage_c": train.steps_c}
-    out = {k: OBJECTIVES[k] for k, n in steps.items() if n > 0}
-    if init_from:
-        out["init"] = f"started from the released weights {init_from}"
-    return out
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
-        return out.stdout.strip() or None
-    except OSError:
-        return None
-
-
-def pretrain(
-    corpus: Path, out: Path, workdir: Path, n_molecules: int | None, encoder: dict, train: TrainConfig,
-    vocab_size: int, resume: bool, command: str, progress=None, log=print,
-    targets: str = "v1", init_from: str | None = None,
-) -> str:
-    """init_from: released weights to continue from; their encoder config and fragment vocabulary
-    are kept (`encoder` and `vocab_size` are then ignored, except that encoder["size_embedding"]
-    can add the size embedding, which starts at zero)."""
-    commit = git_commit()  # the code that starts the run (a resumed run records its own start)
-    workdir.mkdir(parents=True, exist_ok=True)
-    init = load_weights(init_from) if init_from else None
-    cache = workdir / "corpus.npz"
-    if not cache.exists():
-        log(f"featurizing {n_molecules or 'all'} molecules of {corpus} -> {cache}")
-        t = time.time()
-        prepare(corpus, cache, n_molecules, train.seed, vocab_size, targets=targets,
-                vocab=init.fragment_vocab if init else None)
-        log(f"corpus ready in {time.time() - t:.0f} s")
-    data = load_cache(cache)
-    if data.targets != targets:
-        raise ValueError(f"{cache} holds {data.targets} targets, not {targets}: use another --workdir")
-    if init:
-        if data.vocab != init.fragment_vocab:
-            raise ValueError(f"{cache} has another fragment vocabulary than {init_from}: use another --workdir")
-        config = replace(init.config, size_embedding=True) if encoder.get("size_embedding") else init.config
+def start_or_continue(opts: PretrainOptions, resume: bool) -> dict:
+    """The run's start record: written when a run starts, checked when it is resumed."""
+    path, checkpoint = opts.workdir / "run.json", opts.workdir / "checkpoint.pt"
+    if checkpoint.exists() and not resume:
+        raise ValueError(f"{opts.workdir} holds a run's checkpoint: add --resume to continue it, or choose another --workdir")
+    if checkpoint.exists() and path.exists():
+        run = json.loads(path.read_text())
+        differ = sorted(k for k, v in opts.run_identity().items() if run["options"].get(k) != v)
+        if differ:
+            raise ValueError(f"{opts.workdir} holds a run with other options ({', '.join(differ)}): "
+                             "resume it with its own command, or choose another --workdir")
+        now = git_state()
+        if now != run["git"] and now not in run["git"].get("resumed_with", []):
+            run["git"] = {**run["git"], "resumed_with": [*run["git"].get("resumed_with", []), now]}
     else:
-        config = EncoderConfig(atom_vocab=dict(ATOM_FEATURES), bond_vocab=dict(BOND_FEATURES),
-                               n_fragments=len(data.vocab), **encoder)
-    trainer = Trainer(data, config, train, workdir, log=log, init=init.model if init else None)
+        (opts.workdir / "readout.pt").unlink(missing_ok=True)  # a fresh run never continues a stale readout fit
+        run = {"options": opts.run_identity(), "git": git_state() or {"commit": None, "dirty": None}, "corpus_s": 0.0}
+    path.write_text(json.dumps(run, indent=1) + "\n")
+    return run
+
+
+def corpus_cache(opts: PretrainOptions, init: LoadedWeights | None, run: dict, log: Callable[[str], None]) -> Corpus:
+    """The featurized corpus, made once per workdir; a cache made by another recipe is refused."""
+    cache = opts.workdir / "corpus.npz"
+    recipe = {"corpus_sha256": sha256_file(opts.corpus), "n_molecules": opts.n_molecules, "seed": opts.seed,
+              "targets": opts.targets,
+              "vocab": f"of {init.name} (sha256 {init.sha256})" if init else f"built, size {opts.vocab_size}"}
+    if not cache.exists():
+        log(f"featurizing {opts.n_molecules or 'all'} molecules of {opts.corpus} -> {cache}")
+        t = time.time()
+        prepare(opts.corpus, cache, opts.n_molecules, opts.seed, opts.vocab_size, targets=opts.targets,
+                vocab=init.fragment_vocab if init else None, recipe=recipe)
+        run["corpus_s"] = time.time() - t
+        (opts.workdir / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+        log(f"corpus ready in {run['corpus_s']:.0f} s")
+    data = load_cache(cache)
+    if data.recipe != recipe:
+        differ = sorted(k for k in recipe if data.recipe.get(k) != recipe[k])
+        raise ValueError(f"{cache} was made for another corpus recipe ({', '.join(differ)}; it holds "
+                         f"{data.targets} targets): use another --workdir")
+    return data
+
+
+def encoder_config(opts: PretrainOptions, data: Corpus, init: LoadedWeights | None) -> EncoderConfig:
+    """init_from keeps the released encoder's sizes (the size embedding may be added), not its
+    readout: this run fits its own, or ships none."""
+    if init:
+        config = replace(init.config, readout_descriptors=(), readout_kind="linear", readout_hidden=0)
+        return replace(config, size_embedding=True) if opts.size_embedding else config
+    return EncoderConfig(atom_vocab=dict(ATOM_FEATURES), bond_vocab=dict(BOND_FEATURES), n_fragments=len(data.vocab),
+                         **opts.encoder_options())
+
+
+def fit_readout(opts: PretrainOptions, trainer: Trainer, data: Corpus, resume: bool, stop_after: int | None,
+                progress: Progress | None) -> ReadoutFit | None:
+    """The readout fit, checkpointed every epoch; None when stop_after stops it first."""
+    config = opts.readout_config()
+    fit = ReadoutFit(trainer.model, data, config)
+    path = opts.workdir / "readout.pt"
+    if resume and path.exists():
+        fit.load_state_dict(torch.load(path, weights_only=True))
+    while fit.epoch < config.epochs:
+        if stop_after is not None and trainer.total_steps + fit.epoch >= stop_after:
+            return None
+        record = fit.run_epoch()
+        torch.save(fit.state_dict(), path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        if progress:
+            progress("readout", fit.epoch, config.epochs, record)
+    return fit
+
+
+def pretrain(opts: PretrainOptions, resume: bool = False, stop_after: int | None = None,
+             progress: Progress | None = None, log: Callable[[str], None] = print) -> str | None:
+    """Make the release opts.out; returns its sha256, or None when stopped after stop_after steps
+    (stage steps, then readout epochs, counted together) with everything checkpointed."""
+    opts.workdir.mkdir(parents=True, exist_ok=True)
+    run = start_or_continue(opts, resume)
+    init = load_weights(opts.init_from) if opts.init_from else None
+    data = corpus_cache(opts, init, run, log)
+    if init and data.vocab != init.fragment_vocab:
+        raise ValueError(f"{opts.workdir / 'corpus.npz'} has another fragment vocabulary than {opts.init_from}")
+    trainer = Trainer(data, encoder_config(opts, data, init), opts.train_config(), opts.workdir, log=log,
+                      init=init.model if init else None)
     if resume and trainer.checkpoint_path.exists():
         trainer.load_checkpoint()
         log(f"resumed at stage {trainer.stage} step {trainer.step}")
-    trainer.run(progress)
-    (workdir / "history.json").write_text(json.dumps(trainer.history))
-    card = {
-        "hsafeat_version": hsafeat.__version__,
-        "git_commit": commit,
-        "command": command,
-        "corpus": {"file": Path(corpus).name, "sha256": data.corpus_sha256, "n_molecules_used": len(data.graphs),
-                   "subset": f"seeded random subset (seed {train.seed}) of {n_molecules}" if n_molecules else "all",
-                   "note": "MOSES: neutral lead-like molecules (C N S O F Cl Br H, 250-350 Da); charges, salts, "
-                           "P/I/B/metals and large molecules are out of distribution"},
-        "fragment_vocab_size": len(data.vocab),
-        "objectives": stages_run(train, init_from and f"{init.name} (sha256 {init.sha256})" if init else None),
-        "targets": {"set": data.targets, "morgan_bits_per_radius": FP_BITS, "morgan_radii": list(MORGAN_RADII[data.targets]),
-                    **({"count_radius": COUNT_RADIUS} if data.targets == "v2" else {}),
-                    "descriptors": data.desc_names},
-        "train_config": asdict(train),
-        "encoder_config": config.to_dict(),
-        "steps": {"stage_a": train.steps_a, "stage_b": train.steps_b, "stage_c": train.steps_c,
-                  "batch_size": train.batch_size},
-        "seed": train.seed,
-        "wall_time_s": round(trainer.elapsed(), 1),
-        "final_losses": trainer.final_losses(),
-        "hardware": f"{platform.machine()} {platform.processor() or ''} torch threads={torch.get_num_threads()}".strip(),
-        "versions": {"python": sys.version.split()[0], "torch": torch.__version__},
-    }
-    model = trainer.model
-    if train.steps_c > 0:  # ship stage C's descriptor head as the readout (the desc_pred column)
-        model = model.with_readout(trainer.heads_c.desc, data.desc_names)
-        card["encoder_config"] = model.config.to_dict()
-    return save_weights(out, model, data.vocab, MAX_ATOMS, card)
+    if not trainer.run(progress, stop_after):
+        log(f"stopped after {trainer.global_step} steps (stage {trainer.stage} step {trainer.step}); continue with --resume")
+        return None
+    (opts.workdir / "history.json").write_text(json.dumps(trainer.history))
+
+    model, final_losses, readout, sidecars = trainer.model, trainer.final_losses(), None, {}
+    wall = run["corpus_s"] + trainer.elapsed()
+    if opts.readout != "none":
+        fit = fit_readout(opts, trainer, data, resume, stop_after, progress)
+        if fit is None:
+            log(f"stopped after {stop_after} steps (all stages and readout epochs); continue with --resume")
+            return None
+        wall += fit.elapsed()
+        head, results = fit.finish()
+        model = model.with_readout(head, data.desc_names, kind=opts.readout, hidden=opts.readout_config().hidden)
+        readout = readout_section(opts.readout, data.desc_names, results)
+        final_losses["readout"] = {k: results[k] for k in ("epochs", "best_epoch", "train_mse", "held_out_mse")}
+        sidecars[DESC_TARGETS_FILE] = desc_targets(opts.command(), opts.corpus.name, data)
+    init_card = {"name": init.name, "sha256": init.sha256} if init else None
+    card = build_card(opts, data, model.config.to_dict(), run, init_card, final_losses, readout, wall)
+    return save_release(opts.out, model.eval(), data.vocab, MAX_ATOMS, card, sidecars)

@@ -1,0 +1,15 @@
+"""The choice options of `hsafeat pretrain` (no heavy imports: the CLI module imports these)."""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TargetSet(StrEnum):
+    v1 = "v1"  # ECFP4 bits, 32 descriptors
+    v2 = "v2"  # Morgan r1-3 bits, r2 counts, every RDKit descriptor
+
+
+class ReadoutKind(StrEnum):
+    pooled_mlp = "pooled_mlp"  # fused + summed node states, linear + MLP (nn/readout.py)
+    linear = "linear"          # linear on fused
+    none = "none"              # no desc_pred column

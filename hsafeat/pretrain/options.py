@@ -1,0 +1,85 @@
+"""The options of one `hsafeat pretrain` release, and the command line that reproduces it.
+
+The card's `command` is rebuilt from these parsed values (every option, defaults included), never
+copied from sys.argv: run again, the same string makes the same release. `--resume` and
+`--stop-after` are not options of the release: they only say how the run is split into sittings,
+which does not change its result (tests/integration/test_release_resume.py)."""
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from pathlib import Path
+
+from hsafeat.pretrain.loop import TrainConfig
+from hsafeat.pretrain.readout_fit import ReadoutConfig
+
+
+@dataclass(frozen=True)
+class PretrainOptions:
+    """One field per CLI option, named as the option (`n_molecules` is `--n-molecules`)."""
+    out: Path
+    corpus: Path
+    workdir: Path
+    n_molecules: int | None
+    steps_a: int
+    steps_b: int
+    steps_c: int
+    batch_size: int
+    lr: float
+    lr_c: float
+    backbone_lr_scale: float
+    freeze_backbone_c: bool
+    w_contrast: float
+    targets: str
+    init_from: str | None
+    d_model: int
+    d_out: int
+    scaffold_router: bool
+    size_embedding: bool
+    vocab_size: int
+    seed: int
+    readout: str
+    readout_hidden: int
+    readout_epochs: int
+    readout_lr: float
+    threads: int
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # Typer hands over enum members; the options keep their plain values
+            value = getattr(self, f.name)
+            if isinstance(value, Enum):
+                object.__setattr__(self, f.name, value.value)
+
+    def args(self) -> list[str]:
+        out: list[str] = []
+        for f in fields(self):
+            value, flag = getattr(self, f.name), "--" + f.name.replace("_", "-")
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out.append(flag if value else "--no-" + flag[2:])
+            else:
+                out += [flag, str(value)]
+        return out
+
+    def command(self) -> str:
+        return shlex.join(["hsafeat", "pretrain", *self.args()])
+
+    def run_identity(self) -> dict:
+        """What a resumed run must share with the run it continues (everything but the names of
+        the output directory and of the workdir itself)."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items() if k not in ("out", "workdir")}
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(steps_a=self.steps_a, steps_b=self.steps_b, steps_c=self.steps_c, batch_size=self.batch_size,
+                           lr=self.lr, lr_c=self.lr_c, backbone_lr_scale=self.backbone_lr_scale,
+                           freeze_backbone_c=self.freeze_backbone_c, w_contrast=self.w_contrast, seed=self.seed)
+
+    def encoder_options(self) -> dict:
+        return {"d_model": self.d_model, "d_out": self.d_out, "scaffold_router": self.scaffold_router,
+                "size_embedding": self.size_embedding}
+
+    def readout_config(self) -> ReadoutConfig:
+        return ReadoutConfig(kind=self.readout, hidden=self.readout_hidden if self.readout == "pooled_mlp" else 0,
+                             epochs=self.readout_epochs, lr=self.readout_lr, seed=self.seed)
