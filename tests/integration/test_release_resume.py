@@ -66,7 +66,8 @@ def test_resumed_release_equals_uninterrupted_one(tmp_path, monkeypatch, git_fix
     resumed = json.loads((second / "weights" / "tiny-release" / "card.json").read_text())
     assert {k: v for k, v in resumed.items() if k not in TIMES} == {k: v for k, v in card.items() if k not in TIMES}
     for name in ("config.json", "desc_targets.json"):
-        assert (first / "weights" / "tiny-release" / name).read_bytes() == (second / "weights" / "tiny-release" / name).read_bytes()
+        a_file, b_file = (d / "weights" / "tiny-release" / name for d in (first, second))
+        assert a_file.read_bytes() == b_file.read_bytes(), name
 
 
 def test_the_checkpoint_holds_every_generator(tmp_path, monkeypatch, git_fixed):
