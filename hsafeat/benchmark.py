@@ -258,12 +258,13 @@ def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds
         features, failed = dataset_features(smiles, names, columns, embedder)
         groups = scaffold_groups(smiles)
         splits = {seed: balanced_split(groups, len(smiles), seed) for seed in seeds}
-        results = {}
+        results: dict[str, dict[str, Any]] = {}
         for f in names:
             runs = [{"seed": seed, "task": task, **scores} for seed in seeds for t, task in enumerate(ds.label_columns)
                     if (scores := evaluate_heads(features[f], labels[:, t], splits[seed], ds.metric, heads, n_jobs))]
-            means = {h: float(np.mean([r[h] for r in runs])) if runs else None for h in heads}
-            best_head = (max if HIGHER_IS_BETTER[ds.metric] else min)(heads, key=means.__getitem__) if runs else None
+            scored = {h: float(np.mean([r[h] for r in runs])) for h in heads} if runs else {}
+            means = {h: scored.get(h) for h in heads}
+            best_head = (max if HIGHER_IS_BETTER[ds.metric] else min)(scored, key=scored.__getitem__) if scored else None
             results[f] = {"dim": int(features[f].shape[1]), "runs": runs, "heads": means,
                           "best": means[best_head] if best_head else None, "best_head": best_head}
         out["datasets"][ds.name] = {

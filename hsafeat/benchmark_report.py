@@ -76,7 +76,7 @@ def save_plot(result: dict[str, Any], path: Path) -> None:
     shown = [f for f in names if f != reference] or names
     x = np.arange(len(result["datasets"]))
     fig, ax = plt.subplots(figsize=(max(7.0, 2.5 + 0.18 * len(shown) * len(x)), 4))
-    colors = plt.get_cmap("tab20").colors
+    colors = plt.get_cmap("tab20").colors  # type: ignore[attr-defined]  # tab20 is a ListedColormap
     for k, f in enumerate(shown):
         ratios = []
         for d in result["datasets"].values():
