@@ -305,17 +305,24 @@ def embed(
 def embed_on_ray(source, output: Path, weights: str | None, levels: str | None, layout: str, batch_size: int,  # noqa: ANN001
                  device: Device, actors: int | None, address: str | None, resume: bool, row_group_size: int) -> None:
     try:
-        from hsafeat.distributed import embed_file_ray, require_ray
+        from hsafeat.distributed import ClusterError, embed_file_ray, require_ray
 
         require_ray()
     except ImportError as exc:
         fail(str(exc), EXIT_USAGE)
-    embedder = make_embedder(weights, "cpu", batch_size)  # checks weights and --levels before Ray starts
+    # the driver's only copy of the weights (metadata, run key): it checks --weights and --levels
+    # before Ray starts; the actors load their own, on the GPU where --device asks for one
+    embedder = make_embedder(weights, "cpu", batch_size)
     chosen = chosen_levels(levels, embedder.dims)
-    num_gpus = 1 if device is Device.cuda else 0  # auto: CPU actors; the cluster's GPUs are asked for by name
-    summary = run_with_progress(source, lambda progress, estimated: embed_file_ray(
-        source, output, weights, chosen, layout, batch_size, actors, num_gpus, address, resume, row_group_size,
-        progress=progress), interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
+
+    def job(progress, estimated: int | None):  # noqa: ANN001, ANN202
+        try:
+            return embed_file_ray(source, output, weights, chosen, layout, batch_size, actors, device.value, address,
+                                  resume, row_group_size, progress=progress, embedder=embedder)
+        except ClusterError as exc:
+            fail(str(exc), EXIT_USAGE)
+
+    summary = run_with_progress(source, job, interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
     typer.echo(summary.line(), err=True)
 
 
