@@ -12,12 +12,15 @@ standardise_descriptors) on the molecules the release's corpus cache held:
     # hsanet-moses-v2.2: its readout was fitted on the size-broadened corpus (all of it)
     python scripts/make_broad_corpus.py ../shared/data/pretrain/moses_train.csv.gz \
         pretrain-work/broad.csv.gz --n 60000 --seed 3
-    python scripts/desc_targets_for_release.py --weights hsanet-moses-v2.2 --corpus pretrain-work/broad.csv.gz
+    python scripts/desc_targets_for_release.py --weights hsanet-moses-v2.2 --corpus pretrain-work/broad.csv.gz \
+        --gzip-mtime 2026-12-02T00:55:56+00:00
 
 The script checks that standardising with the statistics it writes gives exactly what
-standardise_descriptors gives, and that the descriptors it keeps (not constant on the corpus) are
-the readout's outputs, in order. Descriptors take ~20 ms per molecule on one core: --raw keeps
-them in an .npz so a second run skips that step.
+standardise_descriptors gives, that the corpus file is the one the card records (a regenerated .gz
+differs only in the write time gzip keeps in its header: --gzip-mtime sets it for the comparison),
+and that the descriptors it keeps (not constant on the corpus) are the readout's outputs, in order.
+Descriptors take ~20 ms per molecule on one core: --raw keeps them in an .npz so a second run
+skips that step.
 
 --check FILE[:SMILES_COLUMN] ... verifies a written file instead: desc_pred in real units against
 RDKit's exact values of simple descriptors (Pearson r, slope of prediction on exact value, mean
@@ -30,8 +33,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import struct
 import sys
 import time
+from datetime import datetime
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -87,6 +92,22 @@ def check_same_targets(raw: np.ndarray, mean: np.ndarray, std: np.ndarray, keep:
         sys.exit("the statistics do not reproduce standardise_descriptors: fix this script before using it")
 
 
+def corpus_identity(corpus: Path, recorded: str, gzip_mtime: str | None) -> str:
+    """The corpus file's sha256 and whether it is the file the release's card recorded."""
+    digest = sha256_file(corpus)
+    said = f"corpus {corpus.name} (sha256 {digest})"
+    if digest == recorded:
+        return f"{said}, the file the release's card records"
+    if gzip_mtime is None:
+        return f"{said}; the release's card records sha256 {recorded} for its corpus (not compared)"
+    data = bytearray(corpus.read_bytes())
+    data[4:8] = struct.pack("<I", int(datetime.fromisoformat(gzip_mtime).timestamp()))
+    if hashlib.sha256(data).hexdigest() != recorded:
+        sys.exit(f"{corpus} with gzip time {gzip_mtime} is not the corpus the card records ({recorded})")
+    return (f"{said}; with the write time in its gzip header set to {gzip_mtime} its sha256 is {recorded}, "
+            "the one the release's card records: the same file")
+
+
 CHECKED = ("MolWt", "HeavyAtomCount", "TPSA", "MolLogP", "NumHDonors", "RingCount")
 
 
@@ -128,6 +149,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, help="the seeded subset size the corpus step used (default: all molecules)")
     ap.add_argument("--seed", type=int, default=0, help="the subset's seed (the run's --seed)")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--gzip-mtime", help="ISO time: compare the corpus with the card's sha256 at this gzip header time")
     ap.add_argument("--raw", type=Path, help="an .npz of the raw descriptors: read if it exists, else written")
     ap.add_argument("--out", type=Path, help=f"default: <weights directory>/{DESC_TARGETS_FILE}")
     ap.add_argument("--check", nargs="+", metavar="FILE[:SMILES_COLUMN]", help="verify instead of writing")
@@ -160,6 +182,8 @@ def main() -> None:
                  f"({len(readout)}): only in ours {sorted(set(names) - set(readout))}, "
                  f"only in the readout {sorted(set(readout) - set(names))}")
 
+    card = weights.card
+    recorded = card.get("readout", {}).get("corpus_cache", {}).get("corpus_sha256") or card["corpus"]["sha256"]
     subset = f"the seeded subset (seed {a.seed}) of {a.n} molecules" if a.n else "every molecule"
     smiles_digest = hashlib.sha256("\n".join(parsed).encode()).hexdigest()
     command = " ".join(["python scripts/desc_targets_for_release.py", *sys.argv[1:]])
@@ -171,7 +195,7 @@ def main() -> None:
         "transform": TRANSFORM.format(rdkit=rdkit.__version__),
         "provenance": (
             f"written by `{command}` after {weights.name} was released (a sidecar: the release's card, config and "
-            f"tensors are unchanged); corpus {a.corpus.name} (sha256 {sha256_file(a.corpus)}), {subset} as "
+            f"tensors are unchanged); {corpus_identity(a.corpus, recorded, a.gzip_mtime)}; {subset} as "
             f"hsafeat.pretrain.corpus.read_smiles draws it, {len(parsed)} of {len(smiles)} parsed "
             f"(sha256 of their SMILES joined by newlines: {smiles_digest}); RDKit {rdkit.__version__}"
         ),

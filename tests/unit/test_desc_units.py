@@ -23,6 +23,7 @@ NAMES = ["MolWt", "TPSA", "HeavyAtomCount"]
 MEAN = [300.25, 60.5, 21.0]
 STD = [45.125, 20.75, 3.5]
 SMILES = ["CCO", "C1CC", "", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"]  # rows 1 and 2 are invalid
+DRUGS = Path(__file__).resolve().parent.parent / "data" / "drugs.smi"
 
 
 def _readout_weights(out: Path, sidecar: bool) -> Path:
@@ -110,6 +111,26 @@ def test_encoding_workers_use_the_same_units(with_stats: Path, tmp_path: Path) -
     embed_file(open_input(str(smi)), main, embedder, desc_units="real")
     embed_file(open_input(str(smi)), workers, embedder, desc_units="real", workers=1, encode_in_workers=True)
     assert pq.read_table(main).equals(pq.read_table(workers))
+
+
+def test_shipped_default_weights_give_real_units() -> None:
+    """hsanet-moses-v2.2's statistics put its MolWt and HeavyAtomCount predictions on the RDKit
+    values of the test drugs (slope near 1, small bias): wrong statistics would scale or shift them."""
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+
+    for name in ("hsanet-moses-v2.1", "hsanet-moses-v2.2"):  # every shipped readout has its statistics
+        assert load_desc_targets(load_weights(name)) is not None, name
+    embedder = Embedder("hsanet-moses-v2.2", desc_units="real")
+    smiles = [line.split()[0] for line in DRUGS.read_text().splitlines() if line.strip()]
+    pred = embedder.embed(smiles).embeddings["desc_pred"]
+    names = list(embedder.weights.config.readout_descriptors)
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    for name, max_bias in (("MolWt", 15.0), ("HeavyAtomCount", 1.0)):
+        exact = np.asarray([getattr(Descriptors, name)(m) for m in mols])
+        slope = np.polyfit(exact, pred[:, names.index(name)], 1)[0]
+        assert 0.9 < slope < 1.1, (name, slope)
+        assert abs(float(np.mean(pred[:, names.index(name)] - exact))) < max_bias, name
 
 
 def test_featurizer_names_descriptors_and_gives_real_units(with_stats: Path, without_stats: Path) -> None:
