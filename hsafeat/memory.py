@@ -3,7 +3,7 @@
 Batches of ever-different shapes fragment glibc's heap: freed tensors leave holes that later
 tensors do not fit, so an untrimmed heap keeps growing (the first full-MOSES run passed 2.16 GB by
 110,000 molecules). malloc_trim hands the free pages back, but the next batch faults them back in.
-Measured on 20,000 MOSES molecules, policies alternating (BENCHMARKS.md, "Memory"): trimming
+Measured on 20,000 MOSES molecules, policies alternating (docs/DESIGN.md, "Memory"): trimming
 after every batch peaked at 853 MiB and was the slowest (298-344 mol/s), every 8 batches 1,013 MiB
 (332-416; but that peak creeps up over a long run), never 1,466 MiB (369-434; unbounded), and
 this policy 1,260 MiB (407-424): trim only when the resident size has grown `headroom` past its

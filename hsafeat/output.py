@@ -5,7 +5,7 @@ How the sink works: rows are buffered into row groups; every complete row group 
 uncompressed Arrow IPC file of its own in a hidden work directory beside the destination
 (`.NAME.parts/`) and recorded in its manifest. Parts in Arrow's own format cost a copy to write
 and a memory map to read back, so each row group is Parquet-encoded and compressed only once, by
-the merge (measured in BENCHMARKS.md, "Session 10"). close() merges the parts into a temporary file,
+the merge (docs/DESIGN.md, "Output"). close() merges the parts into a temporary file,
 fsyncs it and renames it onto the destination, then removes the work directory. A run that is
 killed leaves the work directory and nothing at the destination; the same run started again with
 resume=True (same run key: input, weights, options) continues after the last recorded part, and

@@ -17,7 +17,7 @@ featurizes *and* encodes its chunks on one torch thread, and the main process on
 process per core scales with the cores (two encoder processes on this 2-core VM each run at their
 solo speed, while a second torch thread in one process adds ~1.1-1.5x) and needs no balance
 between the stages, but every worker holds torch, the weights and an encoder's heap: on 2 cores
-1.06-1.14x the default's speed at ~1.9x its memory (BENCHMARKS.md, "Session 10"), so it is opt-in.
+1.06-1.14x the default's speed at ~1.9x its memory (BENCHMARKS.md, "--encode-in-workers"), so it is opt-in.
 
 Helper processes never outlive the process that owns them, however it dies (`kill -9` included;
 issue 18). A worker exits when its owner's sentinel pipe closes (a watcher thread, any platform)
@@ -167,7 +167,7 @@ def default_workers() -> int:
     graph, canonical SMILES) and the encoder on one core cost about the same, ~2 ms each on the
     2-core VM (session 8; session 7 had the encoder cheaper). A second worker on 2 cores measured
     +6 % (session 7, forked) and +2 % (session 8, fork server), within this VM's noise; the main
-    process featurizing chunks itself while it waits measured slower (BENCHMARKS.md, "Session 7").
+    process featurizing chunks itself while it waits measured slower (docs/DESIGN.md, "Tried and dropped").
     1 worker on 2 cores, 32 on 64 (not measured beyond 2). Cores: those this process may use."""
     return max(1, cores.available_cores() // 2)
 

@@ -3,8 +3,8 @@
 The same arithmetic as torch_geometric.utils.scatter and to_dense_batch (rows added into zeros
 in index order; a mean divides by the count clamped at 1), so weights and embeddings are unchanged,
 bit for bit (tests/unit/test_scatter.py compares with PyG). Importing torch_geometric pulls in
-torch._dynamo and every dataset module: 2.5 s of each `hsafeat embed` start-up (session 8,
-docs/DESIGN.md "Start-up"), for four small functions."""
+torch._dynamo and every dataset module: 2.5 s of each `hsafeat embed` start-up (docs/DESIGN.md,
+"Encoder"), for four small functions."""
 from __future__ import annotations
 
 import torch

@@ -6,7 +6,7 @@ twice as long. Extensive properties (weight, counts, solubility) then have to be
 composition. This adds log-scaled atom, bond and fragment counts to every token before SAF. It is
 linear in the log counts, so it extrapolates predictably beyond the narrow sizes of the
 pretraining corpus (MOSES: ~18-27 heavy atoms), and it starts at zero, so a model initialised
-from weights without it starts unchanged. Measured on the dev sets: it did not help (BENCHMARKS.md)."""
+from weights without it starts unchanged. Measured on the dev sets: it did not help (docs/DESIGN.md, "Tried and dropped")."""
 from __future__ import annotations
 
 import torch
