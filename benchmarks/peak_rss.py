@@ -1,7 +1,7 @@
 """Run a command and record the peak RSS (VmHWM) of it and of each of its child processes.
 
-    python benchmarks/peak_rss.py benchmarks/results/moses_full_rss.json \\
-        hsafeat embed ../shared/data/pretrain/moses_train.csv.gz -o /tmp/moses_full.parquet
+    python benchmarks/peak_rss.py benchmarks/results/peak_rss_moses_full.json \\
+        hsafeat embed moses_train.csv.gz -o /tmp/moses_full.parquet
 
 Samples /proc every second and rewrites the JSON each time (so a long run can be watched):
 elapsed seconds, exit code, and peak RSS in kB per process id (the first is the command itself)."""

@@ -4,6 +4,7 @@ Run:  python examples/sklearn_pipeline.py
 Toy labels (is there an aromatic ring?) keep the example self-contained; swap in your own data."""
 import numpy as np
 from rdkit import Chem
+from rdkit.Chem import rdMolDescriptors
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -15,7 +16,7 @@ smiles = [line.split()[0] for line in open("examples/molecules.smi") if line.str
 featurizer = HSAFeaturizer(columns=("fused",), on_invalid="nan")
 X, valid = featurizer.fit(smiles).transform_with_mask(smiles)   # rows stay aligned with `smiles`
 smiles = [s for s, ok in zip(smiles, valid) if ok]
-y = np.array([Chem.MolFromSmiles(s).GetRingInfo().NumRings() > 0 for s in smiles], dtype=int)
+y = np.array([rdMolDescriptors.CalcNumRings(Chem.MolFromSmiles(s)) > 0 for s in smiles], dtype=int)
 print(f"{valid.sum()} valid of {len(valid)}; X: {X[valid].shape}")
 
 # The featurizer also sits inside a Pipeline (it is stateless: the encoder is frozen).
