@@ -122,7 +122,7 @@ def main() -> None:
 
     def rdkit_floor() -> None:
         # the RDKit calls every molecule needs: parse, canonical SMILES, the BRICS search, canonical
-        # ranks and the distance matrix. Fragment names are left out: since session 9 they are
+        # ranks and the distance matrix. Fragment names are left out: they are
         # remembered across molecules (hsafeat/chem/fragment_names.py), written for ~4 % of fragments.
         for s in smiles:
             m = Chem.MolFromSmiles(s)
@@ -137,7 +137,7 @@ def main() -> None:
 
     def worker_job() -> None:
         # as a worker does it: chunks of 1,024, each result handed on (one call over all n molecules
-        # held every graph alive and measured ~1.4x slower, session 8)
+        # held every graph alive and measured ~1.4x slower)
         for lo in range(0, n, 1024):
             featurize(smiles[lo:lo + 1024], embedder.vocab, embedder.weights.max_atoms)
 
