@@ -29,6 +29,11 @@ class Layout(StrEnum):
     wide = "wide"  # one float32 column per dimension
 
 
+class DescUnits(StrEnum):
+    standard = "standard"  # standardised as in pretraining (what the readout predicts)
+    real = "real"          # value * std + mean, from the weights' desc_targets.json
+
+
 class Engine(StrEnum):
     local = "local"
     ray = "ray"

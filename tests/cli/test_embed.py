@@ -330,3 +330,31 @@ def test_help_shows_the_install_extras():
     """Rich reads '[ray]' as markup and drops it unless escaped."""
     result = invoke(["embed", "--help"])
     assert "pip install 'hsafeat[ray]'" in result.output
+
+
+def test_desc_units_real_from_the_cli(tmp_path) -> None:
+    """--desc-units real writes desc_pred as value * std + mean and says so in the metadata."""
+    import json
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from hsafeat.cli import app
+
+    src = tmp_path / "m.smi"
+    src.write_text("CCO\nc1ccccc1O\n")
+    outs = {}
+    for units in ("standard", "real"):
+        out = tmp_path / f"{units}.parquet"
+        result = CliRunner().invoke(app, ["embed", str(src), "-o", str(out), "--device", "cpu", "--desc-units", units])
+        assert result.exit_code == 0, result.output
+        outs[units] = out
+    meta = json.loads(pq.read_schema(outs["real"]).metadata[b"hsafeat"])
+    assert meta["desc_pred_units"] == "real"
+    from hsafeat.weights import load_desc_targets, load_weights
+
+    targets = load_desc_targets(load_weights(None))
+    std = np.stack(pq.read_table(outs["standard"]).column("desc_pred").to_pylist())
+    real = np.stack(pq.read_table(outs["real"]).column("desc_pred").to_pylist())
+    np.testing.assert_allclose(real, std * np.asarray(targets.std) + np.asarray(targets.mean), rtol=1e-5, atol=1e-4)
