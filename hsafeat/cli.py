@@ -151,12 +151,12 @@ def open_source(input_path: str, smiles_column: str | None, id_column: str | Non
         fail(str(exc), EXIT_USAGE)
 
 
-def make_embedder(weights: str | None, device: str, batch_size: int):  # noqa: ANN201
+def make_embedder(weights: str | None, device: str, batch_size: int, desc_units: str = "standard"):  # noqa: ANN201
     from hsafeat.engine import Embedder
     from hsafeat.weights import WeightsError
 
     try:
-        return Embedder(weights, device=device, batch_size=batch_size)
+        return Embedder(weights, device=device, batch_size=batch_size, desc_units=desc_units)
     except (WeightsError, ValueError) as exc:
         fail(str(exc), EXIT_USAGE)
 
@@ -288,26 +288,25 @@ def embed(
     if engine is Engine.ray:
         if input_path == "-":
             fail("--engine ray needs an input file, not stdin", EXIT_USAGE)
-        if desc_units is DescUnits.real:
-            fail("--desc-units real is not wired to the Ray engine yet; use --engine local", EXIT_USAGE)
-        embed_on_ray(source, output, weights, levels, layout.value, batch_size, device, actors, ray_address, resume, row_group_size)
+        embed_on_ray(source, output, weights, levels, layout.value, batch_size, device, actors, ray_address, resume, row_group_size,
+                     desc_units.value)
         return
     estimated, n_workers = plan_workers(source, workers, encode_in_workers)
     # the encoding workers run on CPUs, so there `auto` means the CPU
-    embedder = make_embedder(weights, "cpu" if encode_in_workers else device.value, batch_size)  # usage errors above come before torch loads
+    embedder = make_embedder(weights, "cpu" if encode_in_workers else device.value, batch_size, desc_units.value)  # usage errors above come before torch loads
     from hsafeat.pipeline import embed_file
 
     chosen = chosen_levels(levels, embedder.dims)
     summary = run_with_progress(source, lambda progress, estimated: embed_file(
         source, output, embedder, chosen, layout.value, progress=progress, workers=n_workers,
-        resume=resume, row_group_size=row_group_size, encode_in_workers=encode_in_workers,
-        desc_units=desc_units.value), estimated=estimated,
+        resume=resume, row_group_size=row_group_size, encode_in_workers=encode_in_workers), estimated=estimated,
         interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
     typer.echo(summary.line(), err=True)
 
 
 def embed_on_ray(source, output: Path, weights: str | None, levels: str | None, layout: str, batch_size: int,  # noqa: ANN001
-                 device: Device, actors: int | None, address: str | None, resume: bool, row_group_size: int) -> None:
+                 device: Device, actors: int | None, address: str | None, resume: bool, row_group_size: int,
+                 desc_units: str) -> None:
     try:
         from hsafeat.distributed import ClusterError, embed_file_ray, require_ray
 
@@ -316,7 +315,7 @@ def embed_on_ray(source, output: Path, weights: str | None, levels: str | None, 
         fail(str(exc), EXIT_USAGE)
     # the driver's only copy of the weights (metadata, run key): it checks --weights and --levels
     # before Ray starts; the actors load their own, on the GPU where --device asks for one
-    embedder = make_embedder(weights, "cpu", batch_size)
+    embedder = make_embedder(weights, "cpu", batch_size, desc_units)  # the actors take its desc_units
     chosen = chosen_levels(levels, embedder.dims)
 
     def job(progress, estimated: int | None):  # noqa: ANN001, ANN202

@@ -16,7 +16,7 @@ from hsafeat.nn.moe import SourceAwareFusion
 from hsafeat.nn.motif import MotifStream
 from hsafeat.nn.readout import READOUT_KINDS, PooledMLPReadout, level_sums, one_thread
 from hsafeat.nn.scatter import scatter_sum
-from hsafeat.nn.size import SizeEmbedding, size_features
+from hsafeat.nn.size import SizeEmbedding
 
 
 @dataclass
@@ -116,7 +116,7 @@ class HSAEncoder(nn.Module):
         motif = self.motif(levels[-1], batch)                                    # B x K x d
         tokens = torch.cat([hap.tokens.reshape(n_graphs, n_levels * k, d), motif], dim=1)
         if self.size is not None:
-            tokens = tokens + run_topped_up(self.size.out, size_features(batch))[:, None, :]
+            tokens = tokens + self.size(batch)[:, None, :]
         ctx = scaffold_context(levels[-1], batch) if self.config.scaffold_router else None
         fusion = self.fusion(tokens, ctx)
         y = fusion.tokens                                                          # B x T x d_out

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hsafeat.data.batch import GraphBatch
+from hsafeat.data.buckets import run_topped_up
 from hsafeat.nn.scatter import scatter_sum
 
 N_SIZE_FEATURES = 3
@@ -34,5 +35,5 @@ class SizeEmbedding(nn.Module):
         nn.init.zeros_(self.out.weight)
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
-        """B x d_model."""
-        return self.out(size_features(batch))
+        """B x d_model (rows topped up: one row per molecule, data/buckets.py)."""
+        return run_topped_up(self.out, size_features(batch))
