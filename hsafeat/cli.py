@@ -50,10 +50,17 @@ def bar_updater(bar):  # noqa: ANN001, ANN201
     return update
 
 
+# Inputs this small run in the main process on one torch thread: a worker's start costs more than
+# it saves (200 drug molecules idle: 4.2 s without, 4.5 s with), and two OpenMP threads wait on each
+# other as soon as another process takes a core (busy: 5.2 s with two threads, 4.3 s with one).
+SMALL_INPUT_ROWS = 512
+
+
 def resolve_workers(workers: int | None, estimated_rows: int | None, encode_in_workers: bool = False) -> int:
-    """Explicit --workers wins; by default small inputs skip the process pool (its start-up costs
-    more than it saves) and large ones give half the cores to workers. Workers that also encode
-    are one per core (at least one, whatever the input size)."""
+    """Explicit --workers wins; by default small inputs skip the process pool and the rest give
+    half the cores to workers (one worker and one torch thread on 2 cores: 2,000 drug molecules in
+    10.9 s idle and 12.5 s beside a busy process, against 11.5 s and 17.4 s in one process with two
+    threads; BENCHMARKS.md, "Under load"). Workers that also encode are one per core."""
     from hsafeat.cores import available_cores
     from hsafeat.workers import default_workers
 
@@ -61,12 +68,13 @@ def resolve_workers(workers: int | None, estimated_rows: int | None, encode_in_w
         return max(1, workers if workers is not None else available_cores())
     if workers is not None:
         return workers
-    return 0 if estimated_rows is not None and estimated_rows <= 4096 else default_workers()
+    return 0 if estimated_rows is not None and estimated_rows <= SMALL_INPUT_ROWS else default_workers()
 
 
 def plan_workers(source, workers: int | None, encode_in_workers: bool = False) -> tuple[int | None, int]:  # noqa: ANN001
     """(estimated rows, worker processes); when there are any, their fork server starts now,
-    importing RDKit while this process imports torch and loads the weights."""
+    importing RDKit while this process imports torch and loads the weights. A small input left to
+    the default runs on one torch thread (SMALL_INPUT_ROWS)."""
     from hsafeat.io import estimate_rows
     from hsafeat.workers import prestart
 
@@ -74,6 +82,10 @@ def plan_workers(source, workers: int | None, encode_in_workers: bool = False) -
     n_workers = resolve_workers(workers, estimated, encode_in_workers)
     if n_workers > 0:
         prestart(encoders=encode_in_workers)
+    elif workers is None:
+        import torch
+
+        torch.set_num_threads(1)
     return estimated, n_workers
 
 

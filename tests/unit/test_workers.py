@@ -74,6 +74,7 @@ def test_worker_counts(monkeypatch) -> None:  # noqa: ANN001
 
     monkeypatch.setattr(cores, "available_cores", lambda: 8)
     assert resolve_workers(None, 100) == 0          # small inputs: no pool
+    assert resolve_workers(None, 600) == 4          # a 2,000-row file gets its worker
     assert resolve_workers(None, 10_000) == 4       # half the cores featurize
     assert resolve_workers(3, 100) == 3
     assert resolve_workers(None, 100, encode_in_workers=True) == 8   # one encoding worker per core
