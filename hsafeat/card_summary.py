@@ -104,7 +104,7 @@ def describe(card: dict[str, Any]) -> str:
 
 
 def summary(name: str, path: Path, sha256: str, card: dict[str, Any], dims: dict[str, int],
-            default: bool = False) -> list[str]:
+            default: bool = False, recommended: str | None = None) -> list[str]:
     """The lines `hsafeat info` prints (`--json` prints the whole card)."""
     objectives = card.get("objectives")
     recipe = [str(card.get("command") or "command not recorded")]
@@ -124,6 +124,7 @@ def summary(name: str, path: Path, sha256: str, card: dict[str, Any], dims: dict
         f"scores    {f'dev set, from {source}' if scores else 'no scores recorded'}",
         *(f"          {line}" for line in scores),
         f"columns   {', '.join(f'{column} [{d}]' for column, d in dims.items())}",
+        *([f"use       {recommended} (the column these weights recommend)"] if recommended else []),
     ]
     return lines
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from hsafeat.cli_options import DescUnits, Device, Engine, Layout, OneLineUsageErrors
-from hsafeat.pretrain.choices import ReadoutKind, TargetSet
+from hsafeat.pretrain.choices import AtomMasking, HeadsOn, ReadoutKind, TargetSet
 
 app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-level molecular embeddings from a frozen HSA-Net encoder.")
@@ -187,6 +187,7 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace output 
 def pretrain(
     out: Annotated[Path, typer.Option("--out", "-o", help="New weights directory to create (the release's name).")],
     corpus: Annotated[Path, typer.Option(help="CSV(.gz) or .smi with a SMILES first column (a header named like smiles is skipped).")],
+    corpus_credit: Annotated[str | None, typer.Option(help="Where the corpus comes from and its licences, for the card.")] = None,
     workdir: Annotated[Path, typer.Option(help="Corpus cache, checkpoints and logs.")] = Path("pretrain-work"),
     n_molecules: Annotated[int | None, typer.Option(min=1, help="Seeded random subset of the corpus (default: all).")] = None,
     steps_a: Annotated[int, typer.Option(min=0, help="Stage A steps (GNN, masked attributes).")] = 2000,
@@ -198,6 +199,8 @@ def pretrain(
     backbone_lr_scale: Annotated[float, typer.Option()] = 0.3,
     freeze_backbone_c: Annotated[bool, typer.Option(help="Stage C with the GNN frozen (ablation).")] = False,
     w_contrast: Annotated[float, typer.Option(help="Weight of the two-view contrastive term (0: one view, no contrast).")] = 0.5,
+    heads_on: Annotated[HeadsOn, typer.Option(help="Stage C: the column its linear heads read.")] = HeadsOn.fused,
+    atom_masking: Annotated[AtomMasking, typer.Option(help="Stage A: mask the atomic number only, or with the attributes that give it away (and predict them).")] = AtomMasking.element,
     targets: Annotated[TargetSet, typer.Option(help="v1: ECFP4 bits, 32 descriptors; v2: Morgan r1-3 bits, r2 counts, every RDKit descriptor.")] = TargetSet.v1,
     init_from: Annotated[str | None, typer.Option(help="Start from these released weights (name or directory); keeps their sizes and vocabulary.")] = None,
     d_model: Annotated[int, typer.Option(help="GNN and token width.")] = 128,
@@ -211,6 +214,7 @@ def pretrain(
     readout_epochs: Annotated[int, typer.Option(min=1, help="Readout epochs (the one with the lowest held-out loss is kept).")] = 60,
     readout_lr: Annotated[float, typer.Option()] = 1e-3,
     threads: Annotated[int, typer.Option(min=1, help="torch threads (part of the recipe: float sums can differ with the count).")] = 1,
+    recommended_column: Annotated[str | None, typer.Option(help="The column config.json names for users (HSAFeaturizer's default; default: desc_pred with a readout, else fused).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run whose checkpoint is in --workdir (same options).")] = False,
     stop_after: Annotated[int | None, typer.Option(min=0, help="Checkpoint and stop after this many steps in all (stage steps, then readout epochs); --resume continues. Not part of the release's command: the release is the same.")] = None,
 ) -> None:
@@ -458,10 +462,12 @@ def info(
     if as_json:
         scores = loaded.path / SCORES_FILE
         extra = {"scores": json.loads(scores.read_text())} if scores.is_file() else {}
-        typer.echo(json.dumps({"path": str(loaded.path), "dims": dims, **loaded.card, **extra}, indent=1))
+        typer.echo(json.dumps({"path": str(loaded.path), "dims": dims, "recommended_column": loaded.recommended_column,
+                               **loaded.card, **extra}, indent=1))
         return
     default = loaded.path.resolve() == (bundled_dir() / DEFAULT_WEIGHTS).resolve()
-    typer.echo("\n".join(summary(loaded.name, loaded.path, loaded.sha256, loaded.card, dims, default)))
+    typer.echo("\n".join(summary(loaded.name, loaded.path, loaded.sha256, loaded.card, dims, default,
+                                  loaded.recommended_column)))
 
 
 @app.command("weights")

@@ -1,6 +1,7 @@
 """HSAFeaturizer: the library entry point, a scikit-learn transformer over SMILES strings.
 
     >>> from hsafeat import HSAFeaturizer
+    >>> X = HSAFeaturizer().fit_transform(["CCO", "c1ccccc1"])   # the weights' recommended column
     >>> X = HSAFeaturizer(columns=("fused",)).fit_transform(["CCO", "c1ccccc1"])   # (2, 256) float32
 
 Invalid SMILES never shift rows: on_invalid="raise" (default) stops with the offending indices,
@@ -24,7 +25,7 @@ class InvalidSmilesError(ValueError):
 
 class HSAFeaturizer(TransformerMixin, BaseEstimator):
     def __init__(
-        self, columns: Sequence[str] = ("fused",), weights: str | None = None, device: str = "auto",
+        self, columns: Sequence[str] | None = None, weights: str | None = None, device: str = "auto",
         batch_size: int = 128, on_invalid: str = "raise", desc_units: str = "standard",
     ) -> None:
         self.columns = columns
@@ -56,24 +57,30 @@ class HSAFeaturizer(TransformerMixin, BaseEstimator):
             self._embedder = Embedder(self.weights, device=self.device, batch_size=self.batch_size,
                                       desc_units=self.desc_units)
             self._embedder_key = key
-            unknown = [c for c in self.columns if c not in self._embedder.dims]
+            unknown = [c for c in self._columns() if c not in self._embedder.dims]
             if unknown:
                 raise ValueError(f"unknown columns {unknown}; available: {list(self._embedder.dims)}")
         return self._embedder
+
+    def _columns(self) -> list[str]:
+        """The columns asked for, or (columns=None) the one the weights recommend."""
+        if self.columns is None:
+            return [self._get_embedder().weights.recommended_column]
+        return list(self.columns)
 
     def fit(self, X: Iterable[str], y: Any = None) -> HSAFeaturizer:
         if self.on_invalid not in ON_INVALID:
             raise ValueError(f"on_invalid must be one of {ON_INVALID}, not {self.on_invalid!r}")
         embedder = self._get_embedder()
         self.weights_sha256_ = embedder.weights.sha256
-        self.n_features_out_ = sum(embedder.dims[c] for c in self.columns)
+        self.n_features_out_ = sum(embedder.dims[c] for c in self._columns())
         return self
 
     def transform_with_mask(self, X: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """(n x D float32 with NaN rows for invalid SMILES, n bool valid mask), never raising."""
         smiles = _as_smiles(X)
         result = self._get_embedder().embed(smiles)
-        out = np.concatenate([result.embeddings[c] for c in self.columns], axis=1)
+        out = np.concatenate([result.embeddings[c] for c in self._columns()], axis=1)
         return out.astype(np.float32, copy=False), result.valid
 
     def transform(self, X: Iterable[str]) -> np.ndarray:
@@ -96,7 +103,7 @@ class HSAFeaturizer(TransformerMixin, BaseEstimator):
 
         embedder = self._get_embedder()
         labels = {"desc_pred": embedder.weights.config.readout_descriptors}
-        names = [n for c in self.columns for n in wide_column_names(c, embedder.dims[c], labels.get(c))]
+        names = [n for c in self._columns() for n in wide_column_names(c, embedder.dims[c], labels.get(c))]
         return np.asarray(names, dtype=object)
 
 

@@ -56,9 +56,11 @@ def base_metadata(embedder: Embedder, source: InputSource, dims: dict[str, int],
     return {
         "hsafeat": hsafeat.__version__, "schema": SCHEMA_VERSION, "rdkit": rdkit.__version__,
         "torch": torch.__version__, "weights": {"name": w.name, "sha256": w.sha256},
-        "columns": dims, "layout": layout, "dtype": "float32", "engine": engine, "device": device or str(embedder.device),
+        "columns": dims, "recommended_column": w.recommended_column,
+        "layout": layout, "dtype": "float32", "engine": engine, "device": device or str(embedder.device),
         "pooling": {"fused": "concat(mean, max) over the 28 SAF tokens",
                     "level_i": "mean of level i's 4 tokens after SAF", "motif": "mean of the 4 motif tokens after SAF",
+                    "pooled": "concat(fused, each GNN level's node states summed over the atoms / 32)",
                     **({"desc_pred": READOUT_KINDS[w.config.readout_kind]} if "desc_pred" in dims else {})},
         **({"desc_pred_names": list(w.config.readout_descriptors), "desc_pred_units": embedder.desc_units}
            if "desc_pred" in dims else {}),

@@ -41,10 +41,24 @@ class LoadedWeights:
     card: dict
     sha256: str
     model: HSAEncoder
+    recommended_column: str = "fused"
 
     @property
     def vocab_index(self) -> dict[str, int]:
         return vocabulary_index(self.fragment_vocab)
+
+
+def recommended_column(config: dict, encoder: EncoderConfig) -> str:
+    """The column these weights recommend: config.json's "recommended_column", which releases made
+    by `hsafeat pretrain` name; weights from before it recommend desc_pred where they have it
+    (their cards' measurements), else fused."""
+    named = config.get("recommended_column")
+    dims = encoder.column_dims()
+    if named is not None:
+        if named not in dims:
+            raise WeightsError(f"config.json recommends column {named!r}, which these weights do not write")
+        return named
+    return "desc_pred" if "desc_pred" in dims else "fused"
 
 
 def sha256_file(path: Path) -> str:
@@ -115,6 +129,7 @@ def load_weights(name_or_dir: str | None = None, device: str | torch.device = "c
     return LoadedWeights(
         name=path.name, path=path, config=encoder_config, fragment_vocab=featurizer["fragment_vocab"],
         max_atoms=featurizer["max_atoms"], card=card, sha256=digest, model=model,
+        recommended_column=recommended_column(config, encoder_config),
     )
 
 
@@ -158,13 +173,14 @@ def save_weights(
 
 def save_release(
     out_dir: Path, model: HSAEncoder, fragment_vocab: list[str], max_atoms: int, card: dict,
-    sidecars: dict[str, dict] | None = None,
+    sidecars: dict[str, dict] | None = None, recommended: str | None = None,
 ) -> str:
     """Write a release directory whole or not at all: tensors, config.json and the sidecar JSON
     files (e.g. desc_targets.json), then card.json last, which records the sha256 of every other
     file under "files" (and the tensors' under "sha256", what load_weights checks). The files are
     written to a hidden sibling directory that is renamed into place. Refuses an existing release
-    or a non-empty directory. Returns the tensors' sha256."""
+    or a non-empty directory. recommended: the column config.json names for users (recommended_column).
+    Returns the tensors' sha256."""
     out_dir = Path(out_dir)
     if (out_dir / "model.safetensors").exists():
         raise WeightsError(f"{out_dir} already holds weights; releases are immutable, choose a new name")
@@ -181,7 +197,9 @@ def save_release(
         "format_version": FORMAT_VERSION,
         "encoder": model.config.to_dict(),
         "featurizer": {"feature_spec": feature_spec(), "fragment_vocab": fragment_vocab, "max_atoms": max_atoms},
+        **({"recommended_column": recommended} if recommended is not None else {}),
     }
+    recommended_column(config, model.config)  # refuses a column these weights do not write
     (staging / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     for name, content in (sidecars or {}).items():
         (staging / name).write_text(json.dumps(content, indent=1) + "\n")

@@ -6,7 +6,7 @@ the encoder (memory stays constant) and come back in input order.
 
 Workers come from a fork server that imported only hsafeat.chem (RDKit, numpy), never torch: a
 worker forked from the main process carried torch's pages (peak RSS 223 MiB, 355-370 MiB while
-torch-geometric was imported) against 93 MiB this way beside an ~80 MiB server (session 8), and
+torch-geometric was imported) against 93 MiB this way beside an ~80 MiB server, and
 forking after torch has started its thread pools is unsafe. `prestart` launches the server while
 the main process is still importing torch. Like any spawn-style start, each worker imports the
 caller's main module again: a script that embeds with workers through the Python API needs the
@@ -164,9 +164,9 @@ def _started(encoders: bool = False) -> BaseContext:
 
 def default_workers() -> int:
     """Half the cores featurize, the other half run torch. Per molecule a worker's job (parse,
-    graph, canonical SMILES) and the encoder on one core cost about the same, ~2 ms each on the
-    2-core VM (session 8; session 7 had the encoder cheaper). A second worker on 2 cores measured
-    +6 % (session 7, forked) and +2 % (session 8, fork server), within this VM's noise; the main
+    graph, canonical SMILES) and the encoder on one core cost about the same: ~2.2 and ~2.5 ms per
+    drug-like molecule on the 2-core VM. A second worker on 2 cores measured +2 to +6 %, within
+    this VM's noise; the main
     process featurizing chunks itself while it waits measured slower (docs/DESIGN.md, "Tried and dropped").
     1 worker on 2 cores, 32 on 64 (not measured beyond 2). Cores: those this process may use."""
     return max(1, cores.available_cores() // 2)

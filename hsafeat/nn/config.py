@@ -40,9 +40,15 @@ class EncoderConfig:
     def n_tokens(self) -> int:
         return self.n_sources * self.n_queries
 
+    @property
+    def pooled_dim(self) -> int:
+        """`pooled`: fused plus every GNN level's summed node states (nn/readout.py)."""
+        return 2 * self.d_out + self.n_levels * self.d_model
+
     def column_dims(self) -> dict[str, int]:
         """The embedding columns these weights write, and their widths."""
-        dims = {"fused": 2 * self.d_out, **{f"level_{i}": self.d_out for i in range(self.n_levels)}, "motif": self.d_out}
+        dims = {"fused": 2 * self.d_out, **{f"level_{i}": self.d_out for i in range(self.n_levels)}, "motif": self.d_out,
+                "pooled": self.pooled_dim}
         if self.readout_descriptors:
             dims["desc_pred"] = len(self.readout_descriptors)
         return dims

@@ -30,13 +30,16 @@ class EncoderOutput:
     router_logits: torch.Tensor  # B x T x N
     expert_index: torch.Tensor   # B x T x k
     expert_weight: torch.Tensor  # B x T x k
+    pooled: torch.Tensor | None = None     # B x (2 d_out + n_levels d_model)  [fused; scaled level sums]
     desc_pred: torch.Tensor | None = None  # B x n_desc  predicted standardised descriptors
 
     def embeddings(self) -> dict[str, torch.Tensor]:
-        """The written-out columns: fused, level_0 ... level_{L-1}, motif (and desc_pred)."""
+        """The written-out columns: fused, level_0 ... level_{L-1}, motif, pooled (and desc_pred)."""
         out = {"fused": self.fused}
         out.update({f"level_{i}": self.levels[:, i] for i in range(self.levels.shape[1])})
         out["motif"] = self.motif
+        if self.pooled is not None:
+            out["pooled"] = self.pooled
         if self.desc_pred is not None:
             out["desc_pred"] = self.desc_pred
         return out
@@ -81,11 +84,9 @@ class HSAEncoder(nn.Module):
             return PooledMLPReadout(2 * c.d_out + c.n_levels * c.d_model, c.readout_hidden, len(c.readout_descriptors))
         raise ValueError(f"unknown readout kind {c.readout_kind!r}; known: {', '.join(READOUT_KINDS)}")
 
-    def readout_input(self, fused: torch.Tensor, levels: list[torch.Tensor], batch: GraphBatch) -> torch.Tensor:
-        """What this encoder's readout reads: fused, and for pooled_mlp also the level sums."""
-        if self.config.readout_kind == "pooled_mlp":
-            return torch.cat([fused, level_sums(levels, batch.batch, batch.n_graphs)], dim=-1)
-        return fused
+    def readout_input(self, pooled: torch.Tensor) -> torch.Tensor:
+        """What this encoder's readout reads: `pooled` for pooled_mlp, its `fused` part for linear."""
+        return pooled if self.config.readout_kind == "pooled_mlp" else pooled[:, :2 * self.config.d_out]
 
     def load_extending(self, state: dict[str, torch.Tensor]) -> None:
         """Load weights of a model without the size embedding (which then stays at its zero
@@ -122,6 +123,7 @@ class HSAEncoder(nn.Module):
         y = fusion.tokens                                                          # B x T x d_out
         per_source = y.view(n_graphs, n_levels + 1, k, -1).mean(2)                  # B x (nl+1) x d_out
         fused = torch.cat([y.mean(1), y.amax(1)], dim=-1)
+        pooled = torch.cat([fused, level_sums(levels, batch.batch, batch.n_graphs)], dim=-1)
         return EncoderOutput(
             tokens=y,
             levels=per_source[:, :n_levels],
@@ -132,13 +134,14 @@ class HSAEncoder(nn.Module):
             router_logits=fusion.router_logits,
             expert_index=fusion.expert_index,
             expert_weight=fusion.expert_weight,
-            desc_pred=self.descriptors(fused, levels, batch),
+            pooled=pooled,
+            desc_pred=self.descriptors(pooled),
         )
 
-    def descriptors(self, fused: torch.Tensor, levels: list[torch.Tensor], batch: GraphBatch) -> torch.Tensor | None:
+    def descriptors(self, pooled: torch.Tensor) -> torch.Tensor | None:
         if self.readout is None:
             return None
         if self.training:
-            return self.readout(self.readout_input(fused, levels, batch))
+            return self.readout(self.readout_input(pooled))
         with one_thread():  # the same bits whatever the thread count, as the embeddings
-            return run_topped_up(self.readout, self.readout_input(fused, levels, batch))
+            return run_topped_up(self.readout, self.readout_input(pooled))

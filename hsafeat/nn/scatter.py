@@ -18,7 +18,7 @@ def _per_row(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
     """out[g] = sum of src's rows i with index[i] == g; dim_size rows. index_add_ adds whole rows
     in the order of i, as PyG's scatter_add_ adds each element: the same sums, bit for bit, and
-    ~1.8x faster on the backbone's unsorted edge targets (session 8)."""
+    ~1.8x faster on the backbone's unsorted edge targets."""
     return src.new_zeros((dim_size, *src.shape[1:])).index_add_(0, index, src)
 
 

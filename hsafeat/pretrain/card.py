@@ -28,6 +28,9 @@ from hsafeat.pretrain.readout_fit import ReadoutConfig
 CARD_FORMAT = 2
 OBJECTIVES = {
     "stage_a": "masked atomic number (15% of atoms) + masked bond type (15% of bonds), GNN only",
+    "stage_a_attributes": "15% of atoms masked with their charge, H count, hybridization, chirality, degree and "
+                          "radicals; their atomic number, charge, H count, hybridization and chirality predicted "
+                          "+ masked bond type (15% of bonds), GNN only",
     "stage_b": "GNN frozen; ECFP4 1024-bit BCE + standardised RDKit descriptors MSE (from mean of Y) "
                "+ NT-Xent between two 10%-atom-masked views + SAF load balancing + HAP gate balance "
                "(+ H-MoE scaffold-routing contrast when the scaffold router is on)",
@@ -61,6 +64,11 @@ def git_state() -> dict | None:
 def objectives(train: TrainConfig, readout: ReadoutConfig) -> dict[str, str]:
     steps = {"stage_a": train.steps_a, "stage_b": train.steps_b, "stage_c": train.steps_c}
     out = {k: OBJECTIVES[k] for k, n in steps.items() if n > 0}
+    if "stage_c" in out and train.heads_on == "pooled":
+        out["stage_c"] = out["stage_c"].replace("linear heads on the fused embedding",
+                                                "linear heads on the pooled column (fused + summed GNN node states)")
+    if "stage_a" in out and train.atom_masking == "attributes":
+        out["stage_a"] = OBJECTIVES["stage_a_attributes"]
     if readout.kind != "none":
         out["readout"] = OBJECTIVES["readout"]
     return out
@@ -98,7 +106,8 @@ def build_card(opts: PretrainOptions, data: Corpus, model_config: dict, run: dic
         "corpus": {"file": opts.corpus.name, "sha256": data.corpus_sha256, "subset": subset,
                    "n_molecules_used": len(data.smiles), "smiles_sha256": data.smiles_sha256(),
                    "molecules": "the SMILES that parsed, in the order the batch sampler indexes them; "
-                                "smiles_sha256 is the sha256 of them joined by newlines"},
+                                "smiles_sha256 is the sha256 of them joined by newlines",
+                   **({"credit": opts.corpus_credit} if opts.corpus_credit else {})},
         "fragment_vocab_size": len(data.vocab),
         "init": init,
         "objectives": objectives(train, readout_config),

@@ -13,3 +13,13 @@ class ReadoutKind(StrEnum):
     pooled_mlp = "pooled_mlp"  # fused + summed node states, linear + MLP (nn/readout.py)
     linear = "linear"          # linear on fused
     none = "none"              # no desc_pred column
+
+
+class AtomMasking(StrEnum):
+    element = "element"        # stage A masks the atomic number only
+    attributes = "attributes"  # also charge, H count, hybridization, chirality, degree, radicals (objectives.py)
+
+
+class HeadsOn(StrEnum):
+    fused = "fused"    # stage C's linear heads read [mean; max] of the fused tokens
+    pooled = "pooled"  # ... fused and every GNN level's summed node states (the `pooled` column)

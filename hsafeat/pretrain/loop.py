@@ -48,6 +48,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: int = 100
     mask_rate: float = 0.15
+    atom_masking: str = "element"     # stage A: "element", or "attributes" (objectives.mask_atoms)
+    heads_on: str = "fused"           # stage C: the column its linear heads read ("fused" or "pooled")
     view_mask_rate: float = 0.10
     w_contrast: float = 0.5
     w_balance: float = 0.01
@@ -79,9 +81,10 @@ class Trainer:
         self.model = HSAEncoder(config)
         if init is not None:
             self.model.load_extending(init.state_dict())   # the size embedding may be new
-        self.heads_a = StageAHeads(config.d_model)
+        self.heads_a = StageAHeads(config.d_model, attributes=train.atom_masking == "attributes")
         self.heads_b = StageBHeads(config.d_out, corpus.fp.shape[1], corpus.desc.shape[1])
-        self.heads_c = StageCHeads(2 * config.d_out, corpus.fp.shape[1], corpus.counts.shape[1], corpus.desc.shape[1])
+        d_heads_c = config.pooled_dim if train.heads_on == "pooled" else 2 * config.d_out
+        self.heads_c = StageCHeads(d_heads_c, corpus.fp.shape[1], corpus.counts.shape[1], corpus.desc.shape[1])
         self.rng = np.random.default_rng(train.seed)
         self.gen = torch.Generator().manual_seed(train.seed)
         self.stage, self.step = "a", 0
@@ -164,10 +167,13 @@ class Trainer:
 
     def step_a(self) -> dict[str, torch.Tensor]:
         _, batch = self._sample()
-        view, atom_sel = mask_atoms(batch, self.train.mask_rate, self.gen)
+        view, atom_sel = mask_atoms(batch, self.train.mask_rate, self.gen, self.train.atom_masking)
         view, bond_sel = mask_bonds(view, self.train.mask_rate, self.gen)
         h = self.model.backbone(view.x, view.edge_index, view.edge_attr)[-1]
-        return self.heads_a.loss(h, batch, batch.x[:, 0], atom_sel, batch.edge_attr[:, 0], bond_sel)
+        losses = self.heads_a.loss(h, batch, batch.x[:, 0], atom_sel, batch.edge_attr[:, 0], bond_sel)
+        if self.heads_a.attributes is not None:
+            losses["attributes"] = self.heads_a.attribute_loss(h, batch.x, atom_sel)
+        return losses
 
     def step_b(self) -> dict[str, torch.Tensor]:
         idx, batch = self._sample()
@@ -215,11 +221,12 @@ class Trainer:
                 outs.append(self.model(view))
         out = outs[0]
         c = self.corpus
-        losses = self.heads_c.loss(out.fused, torch.from_numpy(c.fp[idx]), torch.from_numpy(c.counts[idx]),
+        read = [o.pooled if t.heads_on == "pooled" else o.fused for o in outs]
+        losses = self.heads_c.loss(read[0], torch.from_numpy(c.fp[idx]), torch.from_numpy(c.counts[idx]),
                                    torch.from_numpy(c.desc[idx]))
         losses = {k: v * t.loss_weights.get(k, 1.0) for k, v in losses.items()}
         if n_views == 2:
-            proj = [self.heads_c.projection(o.fused) for o in outs]
+            proj = [self.heads_c.projection(r) for r in read]
             losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
         return {**losses, **self._routing_losses(out, idx)}
 

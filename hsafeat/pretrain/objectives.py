@@ -7,21 +7,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hsafeat.chem.features import ATOM_MASK, BOND_FEATURES, BOND_MASK, N_ELEMENTS
+from hsafeat.chem.features import ATOM_FEATURES, ATOM_MASK, BOND_FEATURES, BOND_MASK, N_ELEMENTS
 from hsafeat.data.batch import GraphBatch
 
 ATOM_CLASSES = N_ELEMENTS + 1   # atomic numbers + "other"
 BOND_CLASSES = BOND_FEATURES["bond_type"] - 1  # bond types + "other" (not [MASK])
+ATOM_COLUMNS = list(ATOM_FEATURES)
+# Masked together with the element ("attributes" masking): each would give the element away
+# (hybridization, H count and charge all but name it) and each is a target of its own. A masked
+# attribute takes its "other" slot, the last; aromatic and in_ring have no such slot and stay.
+MASKED_ATTRIBUTES = ("chirality", "degree", "formal_charge", "num_hs", "hybridization", "radical_electrons")
+PREDICTED_ATTRIBUTES = ("formal_charge", "num_hs", "hybridization", "chirality")
+ATOM_MASKING = ("element", "attributes")
 
 
-def mask_atoms(batch: GraphBatch, rate: float, generator: torch.Generator | None = None) -> tuple[GraphBatch, torch.Tensor]:
-    """Replace the atomic number of a random `rate` of atoms with [MASK]; returns the view and
-    the masked positions (at least one per batch)."""
+def mask_atoms(batch: GraphBatch, rate: float, generator: torch.Generator | None = None,
+               masking: str = "element") -> tuple[GraphBatch, torch.Tensor]:
+    """Replace the atomic number of a random `rate` of atoms with [MASK] (masking="attributes":
+    also every attribute of MASKED_ATTRIBUTES with its "other" slot); returns the view and the
+    masked positions (at least one per batch)."""
     chosen = torch.rand(batch.x.shape[0], generator=generator) < rate
     if not chosen.any():
         chosen[0] = True
     x = batch.x.clone()
     x[chosen, 0] = ATOM_MASK
+    if masking == "attributes":
+        for name in MASKED_ATTRIBUTES:
+            x[chosen, ATOM_COLUMNS.index(name)] = ATOM_FEATURES[name] - 1
+    elif masking != "element":
+        raise ValueError(f"unknown atom masking {masking!r}; known: {', '.join(ATOM_MASKING)}")
     return replace(batch, x=x), chosen
 
 
@@ -35,12 +49,22 @@ def mask_bonds(batch: GraphBatch, rate: float, generator: torch.Generator | None
 
 
 class StageAHeads(nn.Module):
-    """Predict masked atomic numbers from H(L) and masked bond types from both end atoms."""
+    """Predict masked atomic numbers from H(L) and masked bond types from both end atoms; with
+    attributes=True also the masked atoms' PREDICTED_ATTRIBUTES."""
 
-    def __init__(self, d_model: int) -> None:
+    def __init__(self, d_model: int, attributes: bool = False) -> None:
         super().__init__()
         self.atom = nn.Linear(d_model, ATOM_CLASSES)
         self.bond = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.ReLU(), nn.Linear(d_model, BOND_CLASSES))
+        self.attributes = nn.ModuleDict({name: nn.Linear(d_model, ATOM_FEATURES[name]) for name in PREDICTED_ATTRIBUTES}
+                                        ) if attributes else None
+
+    def attribute_loss(self, h: torch.Tensor, x: torch.Tensor, atom_sel: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over PREDICTED_ATTRIBUTES of the masked atoms (x: the unmasked features)."""
+        assert self.attributes is not None
+        losses = [F.cross_entropy(head(h[atom_sel]), x[atom_sel, ATOM_COLUMNS.index(name)])
+                  for name, head in self.attributes.items()]
+        return torch.stack(losses).mean()
 
     def loss(self, h: torch.Tensor, batch: GraphBatch, atom_target: torch.Tensor, atom_sel: torch.Tensor,
              bond_target: torch.Tensor, bond_sel: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -14,12 +14,15 @@ from pathlib import Path
 from hsafeat.pretrain.loop import TrainConfig
 from hsafeat.pretrain.readout_fit import ReadoutConfig
 
+NOT_IN_RUN_IDENTITY = ("out", "workdir", "corpus_credit", "recommended_column")
+
 
 @dataclass(frozen=True)
 class PretrainOptions:
     """One field per CLI option, named as the option (`n_molecules` is `--n-molecules`)."""
     out: Path
     corpus: Path
+    corpus_credit: str | None
     workdir: Path
     n_molecules: int | None
     steps_a: int
@@ -31,6 +34,8 @@ class PretrainOptions:
     backbone_lr_scale: float
     freeze_backbone_c: bool
     w_contrast: float
+    atom_masking: str
+    heads_on: str
     targets: str
     init_from: str | None
     d_model: int
@@ -44,6 +49,7 @@ class PretrainOptions:
     readout_epochs: int
     readout_lr: float
     threads: int
+    recommended_column: str | None
 
     def __post_init__(self) -> None:
         for f in fields(self):  # Typer hands over enum members; the options keep their plain values
@@ -67,14 +73,16 @@ class PretrainOptions:
         return shlex.join(["hsafeat", "pretrain", *self.args()])
 
     def run_identity(self) -> dict:
-        """What a resumed run must share with the run it continues (everything but the names of
-        the output directory and of the workdir itself)."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items() if k not in ("out", "workdir")}
+        """What a resumed run must share with the run it continues: everything that changes the
+        tensors (not the names of the output directory and the workdir, nor what only the card or
+        config.json say: the corpus credit and the recommended column)."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items() if k not in NOT_IN_RUN_IDENTITY}
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(steps_a=self.steps_a, steps_b=self.steps_b, steps_c=self.steps_c, batch_size=self.batch_size,
                            lr=self.lr, lr_c=self.lr_c, backbone_lr_scale=self.backbone_lr_scale,
-                           freeze_backbone_c=self.freeze_backbone_c, w_contrast=self.w_contrast, seed=self.seed)
+                           freeze_backbone_c=self.freeze_backbone_c, w_contrast=self.w_contrast, seed=self.seed,
+                           atom_masking=self.atom_masking, heads_on=self.heads_on)
 
     def encoder_options(self) -> dict:
         return {"d_model": self.d_model, "d_out": self.d_out, "scaffold_router": self.scaffold_router,

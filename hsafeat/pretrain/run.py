@@ -134,4 +134,4 @@ def pretrain(opts: PretrainOptions, resume: bool = False, stop_after: int | None
         sidecars[DESC_TARGETS_FILE] = desc_targets(opts.command(), opts.corpus.name, data)
     init_card = {"name": init.name, "sha256": init.sha256} if init else None
     card = build_card(opts, data, model.config.to_dict(), run, init_card, final_losses, readout, wall)
-    return save_release(opts.out, model.eval(), data.vocab, MAX_ATOMS, card, sidecars)
+    return save_release(opts.out, model.eval(), data.vocab, MAX_ATOMS, card, sidecars, opts.recommended_column)

@@ -107,10 +107,12 @@ def test_every_option_is_in_the_recorded_command():
     that only split a run into sittings), and the command parses back to the same options."""
     command = typer.main.get_command(app).commands["pretrain"]  # type: ignore[attr-defined]
     assert {p.name for p in command.params} == {f.name for f in fields(PretrainOptions)} | {"resume", "stop_after"}
-    opts = PretrainOptions(out="w", corpus="c.csv", workdir="work", n_molecules=None, steps_a=1, steps_b=2, steps_c=3,
+    opts = PretrainOptions(out="w", corpus="c.csv", corpus_credit="ChEMBL (CC BY-SA 3.0), ZINC", workdir="work",
+                           n_molecules=None, steps_a=1, steps_b=2, steps_c=3,
                            batch_size=4, lr=0.001, lr_c=3e-4, backbone_lr_scale=0.3, freeze_backbone_c=True,
-                           w_contrast=0.0, targets="v2", init_from="some weights", d_model=8, d_out=8,
+                           w_contrast=0.0, atom_masking="attributes", heads_on="pooled", targets="v2",
+                           init_from="some weights", d_model=8, d_out=8,
                            scaffold_router=False, size_embedding=True, vocab_size=9, seed=3, readout="linear",
-                           readout_hidden=5, readout_epochs=6, readout_lr=0.01, threads=2)
+                           readout_hidden=5, readout_epochs=6, readout_lr=0.01, threads=2, recommended_column="pooled")
     parsed = command.make_context("pretrain", shlex.split(opts.command())[2:]).params
     assert PretrainOptions(**{k: v for k, v in parsed.items() if k not in ("resume", "stop_after")}).command() == opts.command()

@@ -67,3 +67,23 @@ def test_device_defaults_to_auto_with_cpu_bytes_without_a_gpu(tiny_weights):
         pytest.skip("a GPU is present: auto runs there, within the documented tolerance of the CPU")
     cpu = HSAFeaturizer(weights=str(tiny_weights), device="cpu")
     assert auto.fit_transform(SMILES).tobytes() == cpu.fit_transform(SMILES).tobytes()
+
+
+def test_default_columns_are_the_recommended_one(tiny_weights):
+    from hsafeat.weights import load_weights
+
+    featurizer = HSAFeaturizer(weights=str(tiny_weights))
+    X = featurizer.fit_transform(SMILES[:3])
+    recommended = load_weights(str(tiny_weights)).recommended_column
+    np.testing.assert_array_equal(X, HSAFeaturizer(columns=(recommended,), weights=str(tiny_weights)).fit_transform(SMILES[:3]))
+    assert featurizer.get_feature_names_out()[0] == f"{recommended}_000"
+
+
+def test_pooled_is_fused_then_level_sums(tiny_weights):
+    from hsafeat.weights import load_weights
+
+    config = load_weights(str(tiny_weights)).config
+    pooled = HSAFeaturizer(columns=("pooled",), weights=str(tiny_weights)).fit_transform(SMILES)
+    fused = HSAFeaturizer(columns=("fused",), weights=str(tiny_weights)).fit_transform(SMILES)
+    assert pooled.shape == (len(SMILES), 2 * config.d_out + config.n_levels * config.d_model)
+    np.testing.assert_array_equal(pooled[:, :2 * config.d_out], fused)

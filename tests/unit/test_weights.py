@@ -74,3 +74,17 @@ def test_strict_loading(tiny_weights, tmp_path):
     (bad / "card.json").write_text(json.dumps(card))
     with pytest.raises(WeightsError, match="does not match its config"):
         load_weights(str(bad))
+
+
+def test_recommended_column_is_named_by_config_or_follows_the_legacy_rule(tiny_weights, tmp_path):
+    from hsafeat.weights import save_release
+
+    assert load_weights(str(tiny_weights)).recommended_column == "fused"   # no readout, nothing named
+    assert load_weights("hsanet-moses-v2.2").recommended_column == "desc_pred"  # a readout, nothing named
+    named = tmp_path / "named"
+    save_release(named, tiny_model(), TEST_VOCAB, 500, {}, recommended="pooled")
+    assert json.loads((named / "config.json").read_text())["recommended_column"] == "pooled"
+    assert load_weights(str(named)).recommended_column == "pooled"
+    with pytest.raises(WeightsError, match="desc_pred"):
+        save_release(tmp_path / "refused", tiny_model(), TEST_VOCAB, 500, {}, recommended="desc_pred")
+    assert not (tmp_path / "refused").exists()
