@@ -60,7 +60,7 @@ def resolve_workers(workers: int | None, estimated_rows: int | None, encode_in_w
     """Explicit --workers wins; by default small inputs skip the process pool and the rest give
     half the cores to workers (one worker and one torch thread on 2 cores: 2,000 drug molecules in
     10.9 s idle and 12.5 s beside a busy process, against 11.5 s and 17.4 s in one process with two
-    threads; BENCHMARKS.md, "Under load"). Workers that also encode are one per core."""
+    threads; BENCHMARKS.md, "Throughput where users are"). Workers that also encode are one per core."""
     from hsafeat.cores import available_cores
     from hsafeat.workers import default_workers
 

@@ -51,7 +51,8 @@ def examples_run(tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -
 def dims(tiny_weights: Path) -> dict[str, int]:
     enc = json.loads((tiny_weights / "config.json").read_text())["encoder"]
     n_levels = enc["n_layers"] + 1
-    return {"fused": 2 * enc["d_out"], **{f"level_{i}": enc["d_out"] for i in range(n_levels)}, "motif": enc["d_out"]}
+    return {"fused": 2 * enc["d_out"], **{f"level_{i}": enc["d_out"] for i in range(n_levels)}, "motif": enc["d_out"],
+            "pooled": 2 * enc["d_out"] + n_levels * enc["d_model"]}
 
 
 # ------------------------------------------------------------------------------ the example file
@@ -108,6 +109,7 @@ def test_examples_schema_and_metadata(examples_run: Path, tiny_weights: Path, di
     assert meta["weights"]["sha256"] == card["sha256"]
     assert meta["weights"]["sha256"] == hashlib.sha256((tiny_weights / "model.safetensors").read_bytes()).hexdigest()
     assert meta["input_sha256"] == hashlib.sha256(EXAMPLES.read_bytes()).hexdigest()
+    assert meta["recommended_column"] == "fused"   # the test weights have no readout and name none
     assert meta["columns"] == dims
     assert meta["layout"] == "list" and meta["dtype"] == "float32"
     assert meta["rows"] == {"total": 20, "valid": 16, "invalid": 4}
