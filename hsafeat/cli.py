@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from hsafeat.cli_options import DescUnits, Device, Engine, Layout, OneLineUsageErrors
-from hsafeat.pretrain.choices import AtomMasking, HeadsOn, ReadoutKind, TargetSet
+from hsafeat.pretrain.choices import AtomMasking, Batching, HeadsOn, ReadoutKind, TargetSet
 
 app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-level molecular embeddings from a frozen HSA-Net encoder.")
@@ -199,6 +199,7 @@ def pretrain(
     backbone_lr_scale: Annotated[float, typer.Option()] = 0.3,
     freeze_backbone_c: Annotated[bool, typer.Option(help="Stage C with the GNN frozen (ablation).")] = False,
     w_contrast: Annotated[float, typer.Option(help="Weight of the two-view contrastive term (0: one view, no contrast).")] = 0.5,
+    batching: Annotated[Batching, typer.Option(help="Molecules per batch drawn at random, or in batches of similar size (the padded scans cost as much as a batch's largest molecule).")] = Batching.random,
     heads_on: Annotated[HeadsOn, typer.Option(help="Stage C: the column its linear heads read.")] = HeadsOn.fused,
     atom_masking: Annotated[AtomMasking, typer.Option(help="Stage A: mask the atomic number only, or with the attributes that give it away (and predict them).")] = AtomMasking.element,
     targets: Annotated[TargetSet, typer.Option(help="v1: ECFP4 bits, 32 descriptors; v2: Morgan r1-3 bits, r2 counts, every RDKit descriptor.")] = TargetSet.v1,

@@ -86,7 +86,8 @@ def resolve(name_or_dir: str | None) -> Path:
     bundled = bundled_dir() / choice
     if bundled.is_dir():
         return bundled
-    known = sorted(p.name for p in bundled_dir().iterdir() if p.is_dir()) if bundled_dir().is_dir() else []
+    known = (sorted(p.name for p in bundled_dir().iterdir() if p.is_dir() and not p.name.startswith("."))
+             if bundled_dir().is_dir() else [])  # weights/.unfinished holds a run's checkpoint, not weights
     raise WeightsError(f"weights '{choice}' not found (not a directory; bundled: {', '.join(known) or 'none'})")
 
 

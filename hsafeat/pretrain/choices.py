@@ -23,3 +23,8 @@ class AtomMasking(StrEnum):
 class HeadsOn(StrEnum):
     fused = "fused"    # stage C's linear heads read [mean; max] of the fused tokens
     pooled = "pooled"  # ... fused and every GNN level's summed node states (the `pooled` column)
+
+
+class Batching(StrEnum):
+    random = "random"  # molecules drawn at random for each batch
+    size = "size"      # pools of 32 random batches sorted by atom count (loop.Trainer._size_batch)

@@ -33,6 +33,7 @@ from hsafeat.pretrain.objectives import StageAHeads, StageBHeads, StageCHeads, m
 from hsafeat.pretrain.rng_state import generator_state, global_rng_state, set_generator_state, set_global_rng_state
 
 STAGES = ("a", "b", "c")
+SIZE_POOL = 32   # batches drawn together and sorted by size ("size" batching)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TrainConfig:
     mask_rate: float = 0.15
     atom_masking: str = "element"     # stage A: "element", or "attributes" (objectives.mask_atoms)
     heads_on: str = "fused"           # stage C: the column its linear heads read ("fused" or "pooled")
+    batching: str = "random"          # "random" molecules per batch, or "size": batches of similar size (_sample)
     view_mask_rate: float = 0.10
     w_contrast: float = 0.5
     w_balance: float = 0.01
@@ -86,6 +88,7 @@ class Trainer:
         d_heads_c = config.pooled_dim if train.heads_on == "pooled" else 2 * config.d_out
         self.heads_c = StageCHeads(d_heads_c, corpus.fp.shape[1], corpus.counts.shape[1], corpus.desc.shape[1])
         self.rng = np.random.default_rng(train.seed)
+        self._n_atoms = np.asarray([g.n_atoms for g in corpus.graphs])
         self.gen = torch.Generator().manual_seed(train.seed)
         self.stage, self.step = "a", 0
         self.batches_drawn = 0   # the position in the data order (the sampler draws one batch per step)
@@ -160,10 +163,29 @@ class Trainer:
 
     # --- steps ---
     def _sample(self) -> tuple:
-        idx = self.rng.integers(0, len(self.corpus.graphs), self.train.batch_size)
+        if self.train.batching == "size":
+            idx = self._size_batch(self.batches_drawn)
+        else:
+            idx = self.rng.integers(0, len(self.corpus.graphs), self.train.batch_size)
         self.batches_drawn += 1
         batch = collate([self.corpus.graphs[i] for i in idx])
         return idx, batch
+
+    def _size_batch(self, number: int) -> np.ndarray:
+        """Batch `number` of the "size" batching: every SIZE_POOL batches draw SIZE_POOL x
+        batch_size molecules at random, sort them by atom count and cut them into batches taken in
+        a random order. The padded sequence of the Graph-Mamba scan and the attention is as long as
+        a batch's largest molecule, so mixed sizes make every molecule pay for the largest (broad
+        corpus: ~10x the cost per step of MOSES). Each pool is a function of (seed, pool number)
+        alone, so a resumed run draws the batches an uninterrupted one draws."""
+        pool_number, position = divmod(number, SIZE_POOL)
+        if getattr(self, "_pool", (None,))[0] != pool_number:
+            rng = np.random.default_rng([self.train.seed, pool_number])
+            drawn = rng.integers(0, len(self.corpus.graphs), SIZE_POOL * self.train.batch_size)
+            by_size = drawn[np.argsort(self._n_atoms[drawn], kind="stable")]
+            batches = by_size.reshape(SIZE_POOL, self.train.batch_size)[rng.permutation(SIZE_POOL)]
+            self._pool = (pool_number, batches)
+        return self._pool[1][position]
 
     def step_a(self) -> dict[str, torch.Tensor]:
         _, batch = self._sample()
@@ -179,7 +201,8 @@ class Trainer:
         idx, batch = self._sample()
         t = self.train
         self.model.hap.tau, self.model.hap.hard = tau_at(self.step, t.steps_b)
-        views = [mask_atoms(batch, t.view_mask_rate, self.gen)[0] for _ in range(2)]
+        n_views = 2 if t.w_contrast > 0 else 1   # a second view only feeds the contrastive term
+        views = [mask_atoms(batch, t.view_mask_rate, self.gen)[0] for _ in range(n_views)]
         pooled, out = [], None
         for view in views:
             with torch.no_grad():
@@ -188,8 +211,9 @@ class Trainer:
             pooled.append(out.tokens.mean(1))
         losses = self.heads_b.loss(pooled[0], torch.from_numpy(self.corpus.fp[idx]), torch.from_numpy(self.corpus.desc[idx]))
         losses = {k: v * t.loss_weights.get(k, 1.0) for k, v in losses.items()}
-        proj = [self.heads_b.projection(p) for p in pooled]
-        losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
+        if n_views == 2:
+            proj = [self.heads_b.projection(p) for p in pooled]
+            losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
         assert out is not None
         return {**losses, **self._routing_losses(out, idx)}
 

@@ -36,6 +36,7 @@ class PretrainOptions:
     w_contrast: float
     atom_masking: str
     heads_on: str
+    batching: str
     targets: str
     init_from: str | None
     d_model: int
@@ -82,7 +83,8 @@ class PretrainOptions:
         return TrainConfig(steps_a=self.steps_a, steps_b=self.steps_b, steps_c=self.steps_c, batch_size=self.batch_size,
                            lr=self.lr, lr_c=self.lr_c, backbone_lr_scale=self.backbone_lr_scale,
                            freeze_backbone_c=self.freeze_backbone_c, w_contrast=self.w_contrast, seed=self.seed,
-                           atom_masking=self.atom_masking, heads_on=self.heads_on)
+                           atom_masking=self.atom_masking, heads_on=self.heads_on,
+                           batching=self.batching)
 
     def encoder_options(self) -> dict:
         return {"d_model": self.d_model, "d_out": self.d_out, "scaffold_router": self.scaffold_router,

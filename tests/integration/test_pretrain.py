@@ -110,7 +110,8 @@ def test_every_option_is_in_the_recorded_command():
     opts = PretrainOptions(out="w", corpus="c.csv", corpus_credit="ChEMBL (CC BY-SA 3.0), ZINC", workdir="work",
                            n_molecules=None, steps_a=1, steps_b=2, steps_c=3,
                            batch_size=4, lr=0.001, lr_c=3e-4, backbone_lr_scale=0.3, freeze_backbone_c=True,
-                           w_contrast=0.0, atom_masking="attributes", heads_on="pooled", targets="v2",
+                           w_contrast=0.0, atom_masking="attributes", heads_on="pooled", batching="size",
+                           targets="v2",
                            init_from="some weights", d_model=8, d_out=8,
                            scaffold_router=False, size_embedding=True, vocab_size=9, seed=3, readout="linear",
                            readout_hidden=5, readout_epochs=6, readout_lr=0.01, threads=2, recommended_column="pooled")

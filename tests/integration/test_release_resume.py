@@ -16,6 +16,7 @@ DRUGS = Path(__file__).resolve().parent.parent / "data" / "drugs.smi"
 TINY = ["--n-molecules", "24", "--steps-a", "2", "--steps-b", "3", "--steps-c", "3", "--targets", "v2",
         "--batch-size", "8", "--d-model", "16", "--d-out", "16", "--vocab-size", "32", "--readout-hidden", "16",
         "--readout-epochs", "3", "--seed", "5", "--atom-masking", "attributes", "--heads-on", "pooled",
+        "--batching", "size",
         "--recommended-column", "pooled",
         "--corpus-credit", "the project's test molecules"]
 TIMES = ("wall_time_s", "written_at")

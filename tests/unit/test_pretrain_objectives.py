@@ -40,3 +40,21 @@ def test_attribute_loss_is_finite_and_learns_from_the_unmasked_features():
 def test_unknown_masking_is_refused():
     with pytest.raises(ValueError, match="attributes"):
         mask_atoms(batch_of("CCO"), 0.5, masking="everything")
+
+
+def test_size_batches_hold_similar_molecules_and_depend_on_seed_and_number_only():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from hsafeat.pretrain.loop import SIZE_POOL, Trainer
+
+    n_atoms = np.random.default_rng(1).integers(5, 150, 5000)
+    fake = SimpleNamespace(train=SimpleNamespace(seed=3, batch_size=64), _n_atoms=n_atoms,
+                           corpus=SimpleNamespace(graphs=range(5000)))
+    batches = [Trainer._size_batch(fake, k) for k in range(SIZE_POOL)]
+    spread = np.median([np.ptp(n_atoms[b]) for b in batches])
+    assert spread < 0.2 * np.ptp(n_atoms)                 # a batch spans a narrow band of sizes
+    assert sorted(np.concatenate(batches).tolist()) == sorted(fake._pool[1].reshape(-1).tolist())
+    again = SimpleNamespace(**{**vars(fake), "_pool": (None,)})
+    assert np.array_equal(Trainer._size_batch(again, 5), batches[5])   # a fresh trainer (a resume) draws the same
