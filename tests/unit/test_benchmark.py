@@ -191,7 +191,8 @@ def test_cli_writes_table_json_and_plot(bench_run: tuple) -> None:
         best = min(values) if "rmse" in row else max(values)
         assert [c.strip().startswith("**") for c in cells] == [v == best for v in values]
     data = json.loads((out / "benchmark.json").read_text())
-    expected = ["ecfp", "ecfp+desc", "desc", "fused", *(f"level_{i}" for i in range(6)), "motif", "fused+motif", "all_levels"]
+    expected = ["ecfp", "ecfp+desc", "desc", "fused", *(f"level_{i}" for i in range(6)), "motif", "pooled", "fused+motif",
+                "all_levels"]
     assert data["featurizers"] == expected and data["seeds"] == [0] and data["heads"] == ["linear"]
     dims = {f: r["dim"] for f, r in data["datasets"]["logp"]["results"].items()}
     assert dims["desc"] == len(Descriptors.descList) and dims["ecfp+desc"] == 2048 + dims["desc"]

@@ -38,7 +38,8 @@ def test_shapes(model):
     n = len(MOLECULES)
     assert emb["fused"].shape == (n, 32) and emb["level_0"].shape == (n, 16) and emb["motif"].shape == (n, 16)
     assert out.tokens.shape == (n, 28, 16) and out.gate_logits.shape == (n, 6, 2)
-    assert set(emb) == {"fused", "motif", *[f"level_{i}" for i in range(6)]}
+    assert set(emb) == {"fused", "motif", "pooled", *[f"level_{i}" for i in range(6)]}
+    assert emb["pooled"].shape == (n, model.config.pooled_dim) == (n, 32 + 6 * model.config.d_model)
 
 
 def test_both_projectors_are_used(model):
