@@ -18,7 +18,7 @@ from torch import nn
 
 from hsafeat.data.batch import collate
 from hsafeat.nn.encoder import HSAEncoder
-from hsafeat.nn.readout import PooledMLPReadout, level_sums
+from hsafeat.nn.readout import PooledMLPReadout
 from hsafeat.pretrain.corpus import Corpus
 from hsafeat.pretrain.rng_state import generator_state, global_rng_state, set_generator_state, set_global_rng_state
 
@@ -40,19 +40,17 @@ class ReadoutConfig:
 @torch.inference_mode()
 def encoder_features(model: HSAEncoder, graphs: list, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """fused (n x 2 d_out) and level sums (n x n_levels d_model) of every graph, in input order,
-    as the released encoder computes them (eval mode: hard routing, no Gumbel noise)."""
+    as the released encoder computes them (eval mode: hard routing, no Gumbel noise): the two
+    parts of its `pooled` column."""
     was_training = model.training
     model.eval()
     order = np.argsort([g.n_atoms for g in graphs], kind="stable")  # similar sizes pad less
-    fused, sums = [], []
-    for start in range(0, len(graphs), batch_size):
-        batch = collate([graphs[i] for i in order[start:start + batch_size]])
-        levels = model.backbone(batch.x, batch.edge_index, batch.edge_attr)
-        fused.append(model(batch, levels=levels).fused)
-        sums.append(level_sums(levels, batch.batch, batch.n_graphs))
+    pooled = [model(collate([graphs[i] for i in order[start:start + batch_size]])).pooled
+              for start in range(0, len(graphs), batch_size)]
     model.train(was_training)
-    inverse = torch.from_numpy(np.argsort(order))
-    return torch.cat(fused)[inverse], torch.cat(sums)[inverse]
+    out = torch.cat(pooled)[torch.from_numpy(np.argsort(order))]
+    d_fused = 2 * model.config.d_out
+    return out[:, :d_fused], out[:, d_fused:]
 
 
 def r2(pred: torch.Tensor, y: torch.Tensor) -> np.ndarray:
