@@ -87,7 +87,7 @@ def resolve(name_or_dir: str | None) -> Path:
     if bundled.is_dir():
         return bundled
     known = (sorted(p.name for p in bundled_dir().iterdir() if p.is_dir() and not p.name.startswith("."))
-             if bundled_dir().is_dir() else [])  # weights/.unfinished holds a run's checkpoint, not weights
+             if bundled_dir().is_dir() else [])  # weights/.unfinished: an unmade release's command, not weights
     raise WeightsError(f"weights '{choice}' not found (not a directory; bundled: {', '.join(known) or 'none'})")
 
 
