@@ -1,7 +1,7 @@
 """MolGraph: everything the encoder needs about one molecule, as numpy arrays."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rdkit import Chem
@@ -26,6 +26,9 @@ class MolGraph:
     prox_index: np.ndarray   # 2 x n_prox               proximity pairs (row, column)
     prox_weight: np.ndarray  # n_prox                   row-normalised proximity weights
     scaffold: np.ndarray     # n_atoms bool             Bemis-Murcko framework atoms
+    # SMILES branch only (chem/smiles_tokens.py): ids of the canonical SMILES, CLS first; empty
+    # unless the weights read them (featurize's token_len), so other paths never pay for them
+    smiles_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_atoms(self) -> int:
