@@ -87,7 +87,7 @@ class Embedder:
         return self.weights.model
 
     def embed(self, smiles: list[str]) -> Embedded:
-        feats = featurize(smiles, self.vocab, self.weights.max_atoms)
+        feats = featurize(smiles, self.vocab, self.weights.max_atoms, self.weights.config.token_len)
         return self.embed_featurized(feats)
 
     @torch.inference_mode()
@@ -101,10 +101,11 @@ class Embedder:
         todo = np.flatnonzero(valid)
         graphs = [feats.graphs[i] for i in todo]
         sizes = [(g.n_atoms, len(g.frag_ids)) for g in graphs]  # type: ignore[union-attr]
-        for plan in plan_batches([a for a, _ in sizes], [f for _, f in sizes], self.batch_size):
+        n_tokens = [len(g.smiles_tokens) for g in graphs] if c.smiles_branch else None  # type: ignore[union-attr]
+        for plan in plan_batches([a for a, _ in sizes], [f for _, f in sizes], self.batch_size, n_tokens):  # type: ignore[arg-type]
             idx = todo[plan.members[:plan.n_real]]
             members = [graphs[i] for i in plan.members]
-            batch = collate(members, plan.width, plan.frag_width).to(self.device)  # type: ignore[arg-type]
+            batch = collate(members, plan.width, plan.frag_width, plan.token_width).to(self.device)  # type: ignore[arg-type]
             result = self.model(batch)
             keep = slice(0, plan.n_real)
             for name, value in result.embeddings().items():

@@ -79,7 +79,8 @@ def _chunk_rows(chunk: list[InputRow], result: Embedded) -> dict:
 def _featurized(source: InputSource, embedder: Embedder, chunk_size: int, workers: int, skip: int = 0):  # noqa: ANN202
     w = embedder.weights
     share_cores(workers)
-    return featurized_chunks(source.iter_chunks(chunk_size, skip), embedder.vocab, w.max_atoms, workers)
+    return featurized_chunks(source.iter_chunks(chunk_size, skip), embedder.vocab, w.max_atoms, workers,
+                             w.config.token_len)
 
 
 def _embedded(source: InputSource, embedder: Embedder, chunk_size: int, workers: int, encode_in_workers: bool,

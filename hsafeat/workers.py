@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # the workers import this module: keep pyarrow (and torch, fo
 T = TypeVar("T")
 _VOCAB: dict[str, int] = {}
 _MAX_ATOMS = 0
+_TOKEN_LEN = 0
 _PRELOAD = ["hsafeat.workers"]  # and through it hsafeat.chem: what every worker runs
 _OWNER_ENV = "HSAFEAT_FORK_SERVER_OWNER"  # the owner's pid, seen only by a fork server it starts
 _START_LOCK = threading.Lock()
@@ -107,14 +108,14 @@ def _start_fork_server() -> None:
             os.environ.pop(_OWNER_ENV, None)
 
 
-def _init(vocab: dict[str, int], max_atoms: int) -> None:
-    global _VOCAB, _MAX_ATOMS
+def _init(vocab: dict[str, int], max_atoms: int, token_len: int = 0) -> None:
+    global _VOCAB, _MAX_ATOMS, _TOKEN_LEN
     _exit_with_owner()
-    _VOCAB, _MAX_ATOMS = vocab, max_atoms
+    _VOCAB, _MAX_ATOMS, _TOKEN_LEN = vocab, max_atoms, token_len
 
 
 def _featurize(smiles: list[str]) -> Featurized:
-    return featurize(smiles, _VOCAB, _MAX_ATOMS)
+    return featurize(smiles, _VOCAB, _MAX_ATOMS, _TOKEN_LEN)
 
 
 _EMBEDDER: Embedder | None = None
@@ -227,13 +228,15 @@ def _in_order(pool: ProcessPoolExecutor, job: Callable[[list[str]], T], chunks: 
 
 
 def featurized_chunks(
-    chunks: Iterator[list[InputRow]], vocab: dict[str, int], max_atoms: int, workers: int,
+    chunks: Iterator[list[InputRow]], vocab: dict[str, int], max_atoms: int, workers: int, token_len: int = 0,
 ) -> Iterator[tuple[list[InputRow], Featurized]]:
+    """token_len: SMILES token ids per molecule for weights with the SMILES branch (0: none)."""
     if workers <= 0:
         for chunk in chunks:
-            yield chunk, featurize([r.smiles for r in chunk], vocab, max_atoms)
+            yield chunk, featurize([r.smiles for r in chunk], vocab, max_atoms, token_len)
         return
-    with ProcessPoolExecutor(workers, mp_context=_started(), initializer=_init, initargs=(vocab, max_atoms)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_started(), initializer=_init,
+                             initargs=(vocab, max_atoms, token_len)) as pool:
         yield from _in_order(pool, _featurize, chunks, workers)
 
 

@@ -31,6 +31,7 @@ class GraphBatch:
     scaffold: torch.Tensor     # N bool               Bemis-Murcko framework atoms
     width: int = 0             # L: atom positions per molecule in the dense layout
     frag_width: int = 0        # fragment positions per molecule in the motif stream
+    smiles_tokens: torch.Tensor | None = None  # B x S int64, 0 = pad; None unless the graphs carry tokens
 
     @property
     def n_graphs(self) -> int:
@@ -47,7 +48,10 @@ class GraphBatch:
         })
 
 
-def collate(graphs: list[MolGraph], width: int | None = None, frag_width: int | None = None) -> GraphBatch:
+def collate(graphs: list[MolGraph], width: int | None = None, frag_width: int | None = None,
+            token_width: int | None = None) -> GraphBatch:
+    """token_width: S of smiles_tokens (default: the longest of the batch), for graphs that carry
+    SMILES tokens (weights with the SMILES branch); graphs without tokens give smiles_tokens None."""
     n = np.asarray([g.n_atoms for g in graphs], dtype=np.int64)
     n_frags = np.asarray([len(g.frag_ids) for g in graphs], dtype=np.int64)
     node_offset = np.concatenate([[0], np.cumsum(n)[:-1]])
@@ -87,4 +91,21 @@ def collate(graphs: list[MolGraph], width: int | None = None, frag_width: int | 
         scaffold=cat([g.scaffold for g in graphs], np.bool_),
         width=width,
         frag_width=frag_width,
+        smiles_tokens=pad_tokens([g.smiles_tokens for g in graphs], token_width),
     )
+
+
+def pad_tokens(tokens: list[np.ndarray], width: int | None = None) -> torch.Tensor | None:
+    """B x S int64, each row's ids then 0 (PAD); None when no row carries any (no branch)."""
+    lengths = [len(t) for t in tokens]
+    if not any(lengths):
+        return None
+    if not all(lengths):
+        raise ValueError("some molecules of the batch carry SMILES tokens and others do not")
+    width = width if width is not None else max(lengths)
+    if max(lengths) > width:
+        raise ValueError(f"a molecule does not fit the batch's token width ({width})")
+    out = np.zeros((len(tokens), width), dtype=np.int64)
+    for b, t in enumerate(tokens):
+        out[b, :len(t)] = t
+    return torch.from_numpy(out)

@@ -16,6 +16,8 @@ a 256-wide Linear gives other bits for up to 15 rows). So inference
     bucket (2x on the 5 % largest drug-like molecules, measured in plan_batches' rows).
 
 Buckets also bound padding: within a bucket a molecule is padded by at most ATOM_STEP - 1 atoms.
+Weights with the SMILES branch (nn/smiles_branch.py) also bucket by token count (rounded up to
+TOKEN_STEP): the self-attention over the tokens reduces over the padded token width.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import torch
 
 ATOM_STEP = 4
 FRAG_STEP = 8
+TOKEN_STEP = 16   # SMILES tokens (branch only); 16 also keeps B x S >= MIN_ROWS rows in its products
 MIN_ROWS = 16
 
 
@@ -38,23 +41,32 @@ def frag_width(n_frags: int) -> int:
     return max(FRAG_STEP, -(-n_frags // FRAG_STEP) * FRAG_STEP)
 
 
+def token_width(n_tokens: int) -> int:
+    return max(TOKEN_STEP, -(-n_tokens // TOKEN_STEP) * TOKEN_STEP)
+
+
 @dataclass
 class BatchPlan:
     members: np.ndarray   # positions of the molecules to run, repeats included
     n_real: int           # the first n_real members are distinct; the rest are top-up repeats
     width: int            # atom width L of the bucket
     frag_width: int
+    token_width: int | None = None   # SMILES token width (branch only)
 
 
-def plan_batches(n_atoms: np.ndarray, n_frags: np.ndarray, batch_size: int) -> list[BatchPlan]:
-    """Split molecules (given by their atom and fragment counts) into bucket-pure batches of at
-    most batch_size distinct molecules; a batch with fewer than MIN_ROWS atoms in all is topped
-    up with repeats of its molecules until it has them."""
+def plan_batches(n_atoms: np.ndarray, n_frags: np.ndarray, batch_size: int,
+                 n_tokens: np.ndarray | None = None) -> list[BatchPlan]:
+    """Split molecules (given by their atom and fragment counts, and SMILES token counts for
+    weights with the SMILES branch) into bucket-pure batches of at most batch_size distinct
+    molecules; a batch with fewer than MIN_ROWS atoms in all is topped up with repeats of its
+    molecules until it has them."""
     n_atoms, n_frags = np.asarray(n_atoms, dtype=np.int64), np.asarray(n_frags, dtype=np.int64)
     widths = np.asarray([atom_width(int(n)) for n in n_atoms], dtype=np.int64)
     fwidths = np.asarray([frag_width(int(n)) for n in n_frags], dtype=np.int64)
-    order = np.lexsort((np.arange(len(n_atoms)), n_atoms, fwidths, widths))
-    key = np.stack([widths[order], fwidths[order]], axis=1)
+    twidths = (np.zeros_like(widths) if n_tokens is None
+               else np.asarray([token_width(int(n)) for n in np.asarray(n_tokens)], dtype=np.int64))
+    order = np.lexsort((np.arange(len(n_atoms)), n_atoms, twidths, fwidths, widths))
+    key = np.stack([widths[order], fwidths[order], twidths[order]], axis=1)
     bounds = np.flatnonzero((key[1:] != key[:-1]).any(axis=1)) + 1
     plans: list[BatchPlan] = []
     for group in np.split(order, bounds) if len(order) else []:
@@ -64,7 +76,8 @@ def plan_batches(n_atoms: np.ndarray, n_frags: np.ndarray, batch_size: int) -> l
             atoms = int(n_atoms[members].sum())
             if atoms < MIN_ROWS:  # only tiny molecules; repeats of a few atoms each
                 members = np.resize(members, n_real * -(-MIN_ROWS // max(atoms, 1)))
-            plans.append(BatchPlan(members, n_real, int(widths[group[0]]), int(fwidths[group[0]])))
+            plans.append(BatchPlan(members, n_real, int(widths[group[0]]), int(fwidths[group[0]]),
+                                   None if n_tokens is None else int(twidths[group[0]])))
     return plans
 
 

@@ -6,6 +6,14 @@ import torch
 from torch import nn
 
 
+def padding_attn_mask(mask: torch.Tensor, n_heads: int, n_queries: int) -> torch.Tensor:
+    """mask B x L (True = real token) -> (B n_heads) x n_queries x L bool attn_mask, True = masked:
+    nn.MultiheadAttention's key_padding_mask given as attn_mask (see CrossAttentionBlock.forward)."""
+    n_batch, n_tokens = mask.shape
+    padding = (~mask).view(n_batch, 1, 1, n_tokens).expand(-1, n_heads, n_queries, -1)
+    return padding.reshape(-1, n_queries, n_tokens)
+
+
 class CrossAttentionBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -20,10 +28,8 @@ class CrossAttentionBlock(nn.Module):
         # The padding goes in as attn_mask, not key_padding_mask: torch checks the latter with
         # torch._check_with, whose first call imports sympy (0.6 s of every start-up). Same
         # -inf entries, same attention (bit for bit, tests/unit/test_encoder.py).
-        n_batch, n_queries, n_tokens = queries.size(0), queries.size(1), tokens.size(1)
-        padding = (~mask).view(n_batch, 1, 1, n_tokens).expand(-1, self.attn.num_heads, n_queries, -1)
-        attended, _ = self.attn(queries, tokens, tokens, attn_mask=padding.reshape(-1, n_queries, n_tokens),
-                                need_weights=False)
+        padding = padding_attn_mask(mask, self.attn.num_heads, queries.size(1))
+        attended, _ = self.attn(queries, tokens, tokens, attn_mask=padding, need_weights=False)
         q = self.norm1(queries + attended)
         return self.norm2(q + self.ffn(q))
 

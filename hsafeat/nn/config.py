@@ -27,6 +27,13 @@ class EncoderConfig:
     readout_kind: str = "linear"    # nn/readout.py: "linear" on fused, or "pooled_mlp" on fused + level sums
     readout_hidden: int = 0         # pooled_mlp's hidden width
     dropout: float = 0.0
+    # DMCA's SMILES branch (nn/smiles_branch.py), off by default. These keys appear in config.json
+    # only when it is on: configs without them load, and existing weights' to_dict() is unchanged.
+    smiles_branch: bool = False
+    smiles_vocab: int = 0           # token vocabulary size (chem/smiles_tokens.VOCAB_SIZE when built)
+    smiles_layers: int = 2          # transformer layers over the tokens
+    smiles_heads: int = 4
+    smiles_max_len: int = 256       # ids per molecule, CLS included (featurization cuts to it)
 
     @property
     def n_levels(self) -> int:
@@ -53,8 +60,16 @@ class EncoderConfig:
             dims["desc_pred"] = len(self.readout_descriptors)
         return dims
 
+    @property
+    def token_len(self) -> int:
+        """SMILES ids the featurization must give each molecule (0: none, no branch)."""
+        return self.smiles_max_len if self.smiles_branch else 0
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not self.smiles_branch:
+            data = {k: v for k, v in data.items() if not k.startswith("smiles_")}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> EncoderConfig:

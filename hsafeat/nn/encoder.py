@@ -17,6 +17,7 @@ from hsafeat.nn.motif import MotifStream
 from hsafeat.nn.readout import READOUT_KINDS, PooledMLPReadout, level_sums, one_thread
 from hsafeat.nn.scatter import scatter_sum
 from hsafeat.nn.size import SizeEmbedding
+from hsafeat.nn.smiles_branch import SmilesBranch
 
 
 @dataclass
@@ -73,6 +74,9 @@ class HSAEncoder(nn.Module):
         self.fusion = SourceAwareFusion(
             c.d_model, c.d_out, c.n_sources, c.n_queries, c.n_experts, c.top_k, c.scaffold_router,
         )
+        # Built last, so the other parameters draw the same initial values with or without it.
+        self.smiles = (SmilesBranch(c.smiles_vocab, c.d_model, c.smiles_layers, c.smiles_heads, c.smiles_max_len,
+                                    c.dropout) if c.smiles_branch else None)
 
     @staticmethod
     def _make_readout(c: EncoderConfig) -> nn.Module | None:
@@ -89,12 +93,12 @@ class HSAEncoder(nn.Module):
         return pooled if self.config.readout_kind == "pooled_mlp" else pooled[:, :2 * self.config.d_out]
 
     def load_extending(self, state: dict[str, torch.Tensor]) -> None:
-        """Load weights of a model without the size embedding (which then stays at its zero
-        start); a descriptor readout is not carried over (training fits its own); any other
-        mismatch is an error, as with a strict load."""
+        """Load weights of a model without the size embedding or the SMILES branch (which then
+        start as the model loaded: zero size term, gate at 0); a descriptor readout is not carried
+        over (training fits its own); any other mismatch is an error, as with a strict load."""
         state = {k: v for k, v in state.items() if not k.startswith("readout.")}
         missing, unexpected = self.load_state_dict(state, strict=False)
-        absent = [k for k in missing if not k.startswith(("size.", "readout."))]
+        absent = [k for k in missing if not k.startswith(("size.", "readout.", "smiles."))]
         if absent or unexpected:
             raise ValueError(f"weights do not match the encoder: missing {absent}, unexpected {unexpected}")
 
@@ -118,6 +122,10 @@ class HSAEncoder(nn.Module):
         tokens = torch.cat([hap.tokens.reshape(n_graphs, n_levels * k, d), motif], dim=1)
         if self.size is not None:
             tokens = tokens + self.size(batch)[:, None, :]
+        if self.smiles is not None:
+            if batch.smiles_tokens is None:
+                raise ValueError("these weights read SMILES tokens: featurize with token_len=config.token_len")
+            tokens = self.smiles(tokens, batch.smiles_tokens)                   # B x T x d
         ctx = scaffold_context(levels[-1], batch) if self.config.scaffold_router else None
         fusion = self.fusion(tokens, ctx)
         y = fusion.tokens                                                          # B x T x d_out
