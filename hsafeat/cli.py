@@ -216,6 +216,7 @@ def pretrain(
     readout_lr: Annotated[float, typer.Option()] = 1e-3,
     threads: Annotated[int, typer.Option(min=1, help="torch threads (part of the recipe: float sums can differ with the count).")] = 1,
     recommended_column: Annotated[str | None, typer.Option(help="The column config.json names for users (HSAFeaturizer's default; default: desc_pred with a readout, else fused).")] = None,
+    smiles_branch: Annotated[bool, typer.Option(help="DMCA's SMILES branch: graph tokens cross-attend to a transformer over the canonical SMILES, through a gate that starts at 0 (a variant, off by default; also with --init-from).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run whose checkpoint is in --workdir (same options).")] = False,
     stop_after: Annotated[int | None, typer.Option(min=0, help="Checkpoint and stop after this many steps in all (stage steps, then readout epochs); --resume continues. Not part of the release's command: the release is the same.")] = None,
 ) -> None:

@@ -28,6 +28,7 @@ from rdkit.Chem import Descriptors, rdFingerprintGenerator
 from hsafeat.chem.fragments import vocabulary_index
 from hsafeat.chem.graph import MolGraph, mol_to_graph_and_fragments
 from hsafeat.chem.parse import parse_smiles
+from hsafeat.chem.smiles_tokens import smiles_token_ids
 
 FP_BITS = 1024
 DESCRIPTORS = [
@@ -252,6 +253,26 @@ def standardise_descriptors(raw: np.ndarray, stats: DescriptorStats | None = Non
     return np.clip(np.nan_to_num(z, nan=0.0), -5, 5).astype(np.float32), s.keep
 
 
+def canonical_token_ids(smiles: str, max_len: int) -> np.ndarray:
+    """The SMILES branch's ids for one corpus molecule: those featurize_one gives its canonical SMILES."""
+    mol = parse_smiles(smiles).mol
+    if mol is None:  # the cache holds only molecules that parsed
+        raise ValueError(f"corpus molecule no longer parses: {smiles}")
+    return smiles_token_ids(Chem.MolToSmiles(mol), max_len)
+
+
+def attach_smiles_tokens(corpus: Corpus, max_len: int, workers: int = 2) -> None:
+    """Give every graph its SMILES token ids (weights with the SMILES branch), made from the
+    SMILES the cache keeps: the cache format stays as it is, and caches made before the branch
+    existed serve it too."""
+    with Pool(workers) as pool:
+        ids = list(pool.imap(partial(canonical_token_ids, max_len=max_len), corpus.smiles, chunksize=512))
+        pool.close()  # as featurize_corpus: let the workers finish before Pool.__exit__ terminates them
+        pool.join()
+    for graph, tokens in zip(corpus.graphs, ids, strict=True):
+        graph.smiles_tokens = tokens
+
+
 def prepare(corpus: Path, out: Path, n: int | None, seed: int, vocab_size: int, workers: int = 2,
             targets: str = "v1", vocab: list[str] | None = None, recipe: dict | None = None) -> None:
     """vocab: reuse a fixed fragment vocabulary (continuing from released weights); else build one."""
@@ -262,5 +283,7 @@ def prepare(corpus: Path, out: Path, n: int | None, seed: int, vocab_size: int, 
     save_cache(out, examples, vocab, digest, targets, recipe)
 
 
+# smiles_tokens is not cached: attach_smiles_tokens makes it from the cached SMILES when needed
 assert {f.name for f in fields(MolGraph)} == {"x", "edge_index", "edge_attr", "frag_index", "frag_ids", "order",
-                                             "prox_index", "prox_weight", "scaffold"}, "update the cache format"
+                                             "prox_index", "prox_weight", "scaffold", "smiles_tokens"}, \
+    "update the cache format"

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hsafeat.data.batch import collate
+from hsafeat.data.batch import GraphBatch, collate
 from hsafeat.nn.config import EncoderConfig
 from hsafeat.nn.encoder import HSAEncoder
 from hsafeat.nn.losses import gate_balance_loss, load_balancing_loss, nt_xent, scaffold_routing_contrastive
 from hsafeat.pretrain.corpus import Corpus
-from hsafeat.pretrain.objectives import StageAHeads, StageBHeads, StageCHeads, mask_atoms, mask_bonds
+from hsafeat.pretrain.objectives import StageAHeads, StageBHeads, StageCHeads, mask_atoms, mask_bonds, mask_tokens
 from hsafeat.pretrain.rng_state import generator_state, global_rng_state, set_generator_state, set_global_rng_state
 
 STAGES = ("a", "b", "c")
@@ -197,12 +197,17 @@ class Trainer:
             losses["attributes"] = self.heads_a.attribute_loss(h, batch.x, atom_sel)
         return losses
 
+    def _view(self, batch: GraphBatch) -> GraphBatch:
+        """One masked view (stages B, C): atoms, and the SMILES tokens where the batch has them."""
+        view = mask_atoms(batch, self.train.view_mask_rate, self.gen)[0]
+        return mask_tokens(view, self.train.view_mask_rate, self.gen)
+
     def step_b(self) -> dict[str, torch.Tensor]:
         idx, batch = self._sample()
         t = self.train
         self.model.hap.tau, self.model.hap.hard = tau_at(self.step, t.steps_b)
         n_views = 2 if t.w_contrast > 0 else 1   # a second view only feeds the contrastive term
-        views = [mask_atoms(batch, t.view_mask_rate, self.gen)[0] for _ in range(n_views)]
+        views = [self._view(batch) for _ in range(n_views)]
         pooled, out = [], None
         for view in views:
             with torch.no_grad():
@@ -234,7 +239,7 @@ class Trainer:
         t = self.train
         self.model.hap.tau, self.model.hap.hard = tau_at(1, 1)   # the final temperature, hard routing
         n_views = 2 if t.w_contrast > 0 else 1
-        views = [mask_atoms(batch, t.view_mask_rate, self.gen)[0] for _ in range(n_views)]
+        views = [self._view(batch) for _ in range(n_views)]
         outs = []
         for view in views:
             if t.freeze_backbone_c:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hsafeat.chem.features import ATOM_FEATURES, ATOM_MASK, BOND_FEATURES, BOND_MASK, N_ELEMENTS
+from hsafeat.chem.smiles_tokens import CLS, MASK, PAD
 from hsafeat.data.batch import GraphBatch
 
 ATOM_CLASSES = N_ELEMENTS + 1   # atomic numbers + "other"
@@ -37,6 +38,17 @@ def mask_atoms(batch: GraphBatch, rate: float, generator: torch.Generator | None
     elif masking != "element":
         raise ValueError(f"unknown atom masking {masking!r}; known: {', '.join(ATOM_MASKING)}")
     return replace(batch, x=x), chosen
+
+
+def mask_tokens(batch: GraphBatch, rate: float, generator: torch.Generator | None = None) -> GraphBatch:
+    """The view with a random `rate` of its SMILES tokens (not CLS, not padding) set to <mask>: with
+    the SMILES branch, a view whose tokens were whole would show the other view the molecule its
+    masked atoms hide. Batches without tokens come back as they are, drawing nothing."""
+    tokens = batch.smiles_tokens
+    if tokens is None:
+        return batch
+    chosen = (torch.rand(tokens.shape, generator=generator) < rate) & (tokens != PAD) & (tokens != CLS)
+    return replace(batch, smiles_tokens=tokens.masked_fill(chosen, MASK))
 
 
 def mask_bonds(batch: GraphBatch, rate: float, generator: torch.Generator | None = None) -> tuple[GraphBatch, torch.Tensor]:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from pathlib import Path
 
+from hsafeat.chem.smiles_tokens import VOCAB_SIZE as SMILES_VOCAB_SIZE
 from hsafeat.pretrain.loop import TrainConfig
 from hsafeat.pretrain.readout_fit import ReadoutConfig
 
@@ -51,6 +52,7 @@ class PretrainOptions:
     readout_lr: float
     threads: int
     recommended_column: str | None
+    smiles_branch: bool = False   # last, with a default: options recorded before it existed still build
 
     def __post_init__(self) -> None:
         for f in fields(self):  # Typer hands over enum members; the options keep their plain values
@@ -77,7 +79,10 @@ class PretrainOptions:
         """What a resumed run must share with the run it continues: everything that changes the
         tensors (not the names of the output directory and the workdir, nor what only the card or
         config.json say: the corpus credit and the recommended column)."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items() if k not in NOT_IN_RUN_IDENTITY}
+        identity = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items() if k not in NOT_IN_RUN_IDENTITY}
+        if not self.smiles_branch:  # runs started before the option existed (without it) still resume
+            del identity["smiles_branch"]
+        return identity
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(steps_a=self.steps_a, steps_b=self.steps_b, steps_c=self.steps_c, batch_size=self.batch_size,
@@ -87,8 +92,9 @@ class PretrainOptions:
                            batching=self.batching)
 
     def encoder_options(self) -> dict:
+        branch = {"smiles_branch": True, "smiles_vocab": SMILES_VOCAB_SIZE} if self.smiles_branch else {}
         return {"d_model": self.d_model, "d_out": self.d_out, "scaffold_router": self.scaffold_router,
-                "size_embedding": self.size_embedding}
+                "size_embedding": self.size_embedding, **branch}
 
     def readout_config(self) -> ReadoutConfig:
         return ReadoutConfig(kind=self.readout, hidden=self.readout_hidden if self.readout == "pooled_mlp" else 0,

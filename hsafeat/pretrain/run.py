@@ -16,9 +16,10 @@ import torch
 
 from hsafeat.chem.features import ATOM_FEATURES, BOND_FEATURES
 from hsafeat.chem.parse import MAX_ATOMS
+from hsafeat.chem.smiles_tokens import VOCAB_SIZE as SMILES_VOCAB_SIZE
 from hsafeat.nn.config import EncoderConfig
 from hsafeat.pretrain.card import build_card, desc_targets, git_state, readout_section
-from hsafeat.pretrain.corpus import Corpus, load_cache, prepare
+from hsafeat.pretrain.corpus import Corpus, attach_smiles_tokens, load_cache, prepare
 from hsafeat.pretrain.loop import Trainer
 from hsafeat.pretrain.options import PretrainOptions
 from hsafeat.pretrain.readout_fit import ReadoutFit
@@ -71,11 +72,14 @@ def corpus_cache(opts: PretrainOptions, init: LoadedWeights | None, run: dict, l
 
 
 def encoder_config(opts: PretrainOptions, data: Corpus, init: LoadedWeights | None) -> EncoderConfig:
-    """init_from keeps the released encoder's sizes (the size embedding may be added), not its
-    readout: this run fits its own, or ships none."""
+    """init_from keeps the released encoder's sizes (the size embedding and the SMILES branch may
+    be added), not its readout: this run fits its own, or ships none."""
     if init:
         config = replace(init.config, readout_descriptors=(), readout_kind="linear", readout_hidden=0)
-        return replace(config, size_embedding=True) if opts.size_embedding else config
+        config = replace(config, size_embedding=True) if opts.size_embedding else config
+        if opts.smiles_branch and not config.smiles_branch:   # added with its gate at 0 (nn/smiles_branch.py)
+            config = replace(config, smiles_branch=True, smiles_vocab=SMILES_VOCAB_SIZE)
+        return config
     return EncoderConfig(atom_vocab=dict(ATOM_FEATURES), bond_vocab=dict(BOND_FEATURES), n_fragments=len(data.vocab),
                          **opts.encoder_options())
 
@@ -109,8 +113,10 @@ def pretrain(opts: PretrainOptions, resume: bool = False, stop_after: int | None
     data = corpus_cache(opts, init, run, log)
     if init and data.vocab != init.fragment_vocab:
         raise ValueError(f"{opts.workdir / 'corpus.npz'} has another fragment vocabulary than {opts.init_from}")
-    trainer = Trainer(data, encoder_config(opts, data, init), opts.train_config(), opts.workdir, log=log,
-                      init=init.model if init else None)
+    config = encoder_config(opts, data, init)
+    if config.smiles_branch:  # the cache keeps SMILES, not tokens: they are made here, every sitting
+        attach_smiles_tokens(data, config.token_len)
+    trainer = Trainer(data, config, opts.train_config(), opts.workdir, log=log, init=init.model if init else None)
     if resume and trainer.checkpoint_path.exists():
         trainer.load_checkpoint()
         log(f"resumed at stage {trainer.stage} step {trainer.step}")

@@ -114,6 +114,7 @@ def test_every_option_is_in_the_recorded_command():
                            targets="v2",
                            init_from="some weights", d_model=8, d_out=8,
                            scaffold_router=False, size_embedding=True, vocab_size=9, seed=3, readout="linear",
-                           readout_hidden=5, readout_epochs=6, readout_lr=0.01, threads=2, recommended_column="pooled")
+                           readout_hidden=5, readout_epochs=6, readout_lr=0.01, threads=2, recommended_column="pooled",
+                           smiles_branch=True)
     parsed = command.make_context("pretrain", shlex.split(opts.command())[2:]).params
     assert PretrainOptions(**{k: v for k, v in parsed.items() if k not in ("resume", "stop_after")}).command() == opts.command()
