@@ -202,7 +202,7 @@ def pretrain(
     batching: Annotated[Batching, typer.Option(help="Molecules per batch drawn at random, or in batches of similar size (the padded scans cost as much as a batch's largest molecule).")] = Batching.random,
     heads_on: Annotated[HeadsOn, typer.Option(help="Stage C: the column its linear heads read.")] = HeadsOn.fused,
     atom_masking: Annotated[AtomMasking, typer.Option(help="Stage A: mask the atomic number only, or with the attributes that give it away (and predict them).")] = AtomMasking.element,
-    targets: Annotated[TargetSet, typer.Option(help="v1: ECFP4 bits, 32 descriptors; v2: Morgan r1-3 bits, r2 counts, every RDKit descriptor.")] = TargetSet.v1,
+    targets: Annotated[TargetSet, typer.Option(help="v1: ECFP4 bits, 32 descriptors; v2: Morgan r1-3 bits, r2 counts, every RDKit descriptor; v3: v2 + ~1,300 Mordred 2D descriptors (pip install mordredcommunity).")] = TargetSet.v1,
     init_from: Annotated[str | None, typer.Option(help="Start from these released weights (name or directory); keeps their sizes and vocabulary.")] = None,
     d_model: Annotated[int, typer.Option(help="GNN and token width.")] = 128,
     d_out: Annotated[int, typer.Option(help="SAF output width.")] = 128,

@@ -20,7 +20,7 @@ import torch
 
 import hsafeat
 from hsafeat.nn.readout import READOUT_KINDS
-from hsafeat.pretrain.corpus import COUNT_RADIUS, FP_BITS, MORGAN_RADII, STANDARDISATION, Corpus
+from hsafeat.pretrain.corpus import COUNT_RADIUS, FP_BITS, MORGAN_RADII, STANDARDISATION, WITH_COUNTS, Corpus
 from hsafeat.pretrain.loop import TrainConfig
 from hsafeat.pretrain.options import PretrainOptions
 from hsafeat.pretrain.readout_fit import ReadoutConfig
@@ -74,6 +74,14 @@ def objectives(train: TrainConfig, readout: ReadoutConfig) -> dict[str, str]:
     return out
 
 
+def _mordred_version(data: Corpus) -> str:
+    """', Mordred <version>' when the targets hold Mordred descriptors ("mordred:" names)."""
+    if not any(n.startswith("mordred:") for n in data.desc_names):
+        return ""
+    from importlib.metadata import version
+    return f", Mordred (mordredcommunity) {version('mordredcommunity')}"
+
+
 def desc_targets(command: str, corpus_file: str, data: Corpus) -> dict:
     """desc_targets.json: how raw RDKit values became the standardised targets, in the readout's
     output order, so desc_pred * std + mean is in RDKit's units."""
@@ -87,7 +95,7 @@ def desc_targets(command: str, corpus_file: str, data: Corpus) -> dict:
         "transform": STANDARDISATION,
         "provenance": f"written with the release by `{command}`: corpus {corpus_file} (sha256 "
                       f"{data.corpus_sha256}), the {len(data.smiles)} molecules of the cache (sha256 of their SMILES "
-                      f"joined by newlines: {data.smiles_sha256()}); RDKit {rdkit.__version__}",
+                      f"joined by newlines: {data.smiles_sha256()}); RDKit {rdkit.__version__}{_mordred_version(data)}",
     }
 
 
@@ -112,7 +120,7 @@ def build_card(opts: PretrainOptions, data: Corpus, model_config: dict, run: dic
         "init": init,
         "objectives": objectives(train, readout_config),
         "targets": {"set": data.targets, "morgan_bits_per_radius": FP_BITS, "morgan_radii": list(MORGAN_RADII[data.targets]),
-                    **({"count_radius": COUNT_RADIUS} if data.targets == "v2" else {}),
+                    **({"count_radius": COUNT_RADIUS} if data.targets in WITH_COUNTS else {}),
                     "descriptors": data.desc_names, "standardisation": "desc_targets.json"},
         "seed": opts.seed,
         "seeds": {"subset": opts.seed, "torch_init": opts.seed, "batch_sampler": opts.seed, "masks": opts.seed,

@@ -7,6 +7,7 @@ from enum import StrEnum
 class TargetSet(StrEnum):
     v1 = "v1"  # ECFP4 bits, 32 descriptors
     v2 = "v2"  # Morgan r1-3 bits, r2 counts, every RDKit descriptor
+    v3 = "v3"  # v2 + ~1,300 Mordred 2D descriptors (needs the mordred extra)
 
 
 class ReadoutKind(StrEnum):

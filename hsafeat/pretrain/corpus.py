@@ -3,7 +3,9 @@
 Two target sets (the cache records which):
 - "v1": ECFP4 bits (radius 2, 1024) and 32 RDKit descriptors;
 - "v2": Morgan bits at radius 1, 2 and 3 (1024 each), radius-2 counts (1024, log1p at load) and
-  every descriptor in RDKit's `Descriptors.descList` (MiniMol / CheMeleon: many descriptors at once).
+  every descriptor in RDKit's `Descriptors.descList` (MiniMol / CheMeleon: many descriptors at once);
+- "v3": v2 plus ~1,300 Mordred 2D descriptors (CheMeleon's targets; mordred_targets.py), computed
+  in resumable shards beside the cache.
 Descriptors are clipped to their 0.5-99.5 % corpus quantiles, standardised and clipped to +-5;
 descriptors constant on the corpus are dropped. Each molecule also gets a scaffold id (hash of its
 Bemis-Murcko framework) for the H-MoE routing contrast. The cache keeps the SMILES of the molecules
@@ -14,9 +16,11 @@ import gzip
 import hashlib
 import json
 import re
+import warnings
 import zlib
 from collections import Counter
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
@@ -39,12 +43,14 @@ DESCRIPTORS = [
     "NumAliphaticHeterocycles", "fr_halogen",
 ]
 _FUNCS = dict(Descriptors.descList)
-TARGET_SETS = ("v1", "v2")
-MORGAN_RADII = {"v1": (2,), "v2": (1, 2, 3)}
-COUNT_RADIUS = 2                     # v2 only
+TARGET_SETS = ("v1", "v2", "v3")
+MORGAN_RADII = {"v1": (2,), "v2": (1, 2, 3), "v3": (1, 2, 3)}
+COUNT_RADIUS = 2                     # v2 and v3
+WITH_COUNTS = ("v2", "v3")
 
 
 def descriptor_names(targets: str) -> list[str]:
+    """The RDKit descriptors make_example computes (v3's Mordred columns are joined in prepare)."""
     return DESCRIPTORS if targets == "v1" else [name for name, _ in Descriptors.descList]
 
 
@@ -86,7 +92,7 @@ def make_example(smiles: str, targets: str = "v1") -> Example | None:
     graph, fragments = mol_to_graph_and_fragments(mol)  # BRICS once: graph and vocabulary both need it
     gens = {r: rdFingerprintGenerator.GetMorganGenerator(radius=r, fpSize=FP_BITS) for r in MORGAN_RADII[targets]}
     fp = np.concatenate([gens[r].GetFingerprintAsNumPy(mol) for r in MORGAN_RADII[targets]])
-    counts = (np.minimum(gens[COUNT_RADIUS].GetCountFingerprintAsNumPy(mol), 255) if targets == "v2"
+    counts = (np.minimum(gens[COUNT_RADIUS].GetCountFingerprintAsNumPy(mol), 255) if targets in WITH_COUNTS
               else np.zeros(0, np.uint8))
     desc = np.asarray([_descriptor(name, mol) for name in descriptor_names(targets)], dtype=np.float64)
     scaffold = Chem.MolFragmentToSmiles(mol, [int(i) for i in np.flatnonzero(graph.scaffold)]) if graph.scaffold.any() else ""
@@ -118,8 +124,9 @@ _EDGE = ("edge_attr",)                    # per directed edge (edge_index stacke
 
 
 def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha256: str, targets: str = "v1",
-               recipe: dict | None = None) -> None:
-    """recipe: what made the cache (corpus, subset, targets, vocabulary), compared before it is reused."""
+               recipe: dict | None = None, desc_names: list[str] | None = None) -> None:
+    """recipe: what made the cache (corpus, subset, targets, vocabulary), compared before it is reused;
+    desc_names: the names of the examples' desc columns (default: descriptor_names(targets))."""
     index = vocabulary_index(vocab)
     gs = [ex.graph for ex in examples]
     arrays: dict[str, np.ndarray] = {
@@ -135,7 +142,7 @@ def save_cache(path: Path, examples: list[Example], vocab: list[str], corpus_sha
         "fp": np.packbits(np.stack([ex.fp for ex in examples]), axis=1),
         "counts": np.stack([ex.counts for ex in examples]),
         "desc": np.stack([ex.desc for ex in examples]),
-        "desc_names": np.asarray(descriptor_names(targets)),
+        "desc_names": np.asarray(desc_names if desc_names is not None else descriptor_names(targets)),
         "targets": np.asarray(targets),
         "scaffold_id": np.asarray([ex.scaffold_id for ex in examples], dtype=np.int64),
         "vocab": np.asarray(vocab),
@@ -212,7 +219,8 @@ def load_cache(path: Path) -> Corpus:
 
 
 STANDARDISATION = (
-    "raw RDKit descriptor values x; non-finite values are left out of the statistics and their target is 0; "
+    "raw descriptor values x (RDKit's; Mordred's for names starting with 'mordred:'); "
+    "non-finite values are left out of the statistics and their target is 0; "
     "x is clipped to [clip_low, clip_high], the descriptor's 0.5 and 99.5 % quantiles on the corpus; "
     "target = clip((x - mean) / std, -5, 5) with the mean and population std of the clipped values; "
     "descriptors constant after clipping are dropped (hsafeat.pretrain.corpus.standardise_descriptors). "
@@ -238,9 +246,11 @@ def descriptor_statistics(raw: np.ndarray) -> DescriptorStats:
     """Quantiles at 0.5 and 99.5 % (heavy tails such as Ipc would otherwise dominate the loss),
     then the mean and population std of the clipped values, ignoring non-finite values."""
     x = np.where(np.isfinite(raw), raw, np.nan)
-    lo, hi = np.nanquantile(x, 0.005, axis=0), np.nanquantile(x, 0.995, axis=0)
-    x = np.clip(x, lo, hi)
-    mean, std = np.nanmean(x, 0), np.nanstd(x, 0)
+    with warnings.catch_warnings():  # a descriptor that failed on every molecule: NaN statistics, dropped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(x, 0.005, axis=0), np.nanquantile(x, 0.995, axis=0)
+        x = np.clip(x, lo, hi)
+        mean, std = np.nanmean(x, 0), np.nanstd(x, 0)
     return DescriptorStats(lo, hi, mean, std, std > 1e-8)
 
 
@@ -274,13 +284,33 @@ def attach_smiles_tokens(corpus: Corpus, max_len: int, workers: int = 2) -> None
 
 
 def prepare(corpus: Path, out: Path, n: int | None, seed: int, vocab_size: int, workers: int = 2,
-            targets: str = "v1", vocab: list[str] | None = None, recipe: dict | None = None) -> None:
+            targets: str = "v1", vocab: list[str] | None = None, recipe: dict | None = None,
+            log: Callable[[str], None] = lambda _: None) -> None:
     """vocab: reuse a fixed fragment vocabulary (continuing from released weights); else build one."""
     smiles = read_smiles(corpus, n, seed)
+    names = None
+    if targets == "v3":  # the slow part first, in shards that survive a kill (mordred_targets.py)
+        from hsafeat.pretrain.mordred_targets import compute_shards
+        mordred_names, mordred = compute_shards(smiles, out.parent / "mordred", workers, log)
     examples = featurize_corpus(smiles, workers, targets)
+    if targets == "v3":
+        examples = join_columns(examples, smiles, mordred)
+        names = descriptor_names(targets) + mordred_names
     vocab = vocab if vocab is not None else build_vocab(examples, vocab_size)
     digest = hashlib.sha256(Path(corpus).read_bytes()).hexdigest()
-    save_cache(out, examples, vocab, digest, targets, recipe)
+    save_cache(out, examples, vocab, digest, targets, recipe, names)
+
+
+def join_columns(examples: list[Example], smiles: list[str], extra: np.ndarray) -> list[Example]:
+    """Append extra[i] (row i describes smiles[i]) to the desc of the example made from smiles[i].
+    Examples keep the order of `smiles` and skip the molecules that did not parse."""
+    out, i = [], 0
+    for ex in examples:
+        while smiles[i] != ex.smiles:
+            i += 1
+        out.append(replace(ex, desc=np.concatenate([ex.desc, extra[i].astype(np.float64)])))
+        i += 1
+    return out
 
 
 # smiles_tokens is not cached: attach_smiles_tokens makes it from the cached SMILES when needed

@@ -59,7 +59,7 @@ def corpus_cache(opts: PretrainOptions, init: LoadedWeights | None, run: dict, l
         log(f"featurizing {opts.n_molecules or 'all'} molecules of {opts.corpus} -> {cache}")
         t = time.time()
         prepare(opts.corpus, cache, opts.n_molecules, opts.seed, opts.vocab_size, targets=opts.targets,
-                vocab=init.fragment_vocab if init else None, recipe=recipe)
+                vocab=init.fragment_vocab if init else None, recipe=recipe, log=log)
         run["corpus_s"] = time.time() - t
         (opts.workdir / "run.json").write_text(json.dumps(run, indent=1) + "\n")
         log(f"corpus ready in {run['corpus_s']:.0f} s")

@@ -118,3 +118,24 @@ def test_every_option_is_in_the_recorded_command():
                            smiles_branch=True)
     parsed = command.make_context("pretrain", shlex.split(opts.command())[2:]).params
     assert PretrainOptions(**{k: v for k, v in parsed.items() if k not in ("resume", "stop_after")}).command() == opts.command()
+
+
+def test_v3_targets_add_mordred_descriptors_to_the_readout(tmp_path):
+    """--targets v3: RDKit's descriptors then Mordred's, predicted by the readout, in the card,
+    and back in real units through desc_targets.json."""
+    import pytest
+    pytest.importorskip("mordred")
+    args = ["pretrain", "--corpus", CORPUS, "--workdir", str(tmp_path / "work"), "--steps-a", "2", "--steps-b", "0",
+            "--steps-c", "2", "--targets", "v3", "--n-molecules", "12", "--batch-size", "8", "--d-model", "16", "--d-out", "16",
+            "--vocab-size", "32", "--readout-hidden", "8", "--readout-epochs", "1", "-o", str(tmp_path / "w")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    loaded = load_weights(str(tmp_path / "w"))
+    names = loaded.card["targets"]["descriptors"]
+    assert loaded.card["targets"]["set"] == "v3" and loaded.card["targets"]["count_radius"] == 2
+    rdkit_names = [n for n in names if not n.startswith("mordred:")]
+    assert "MolWt" in rdkit_names and sum(n.startswith("mordred:") for n in names) > 500
+    assert names.index("MolWt") < min(names.index(n) for n in names if n.startswith("mordred:"))
+    assert list(loaded.config.readout_descriptors) == names == load_desc_targets(loaded).names
+    assert "Mordred (mordredcommunity)" in json.loads((tmp_path / "w" / DESC_TARGETS_FILE).read_text())["provenance"]
+    assert len(list((tmp_path / "work" / "mordred").glob("shard_*.npz"))) == 1
