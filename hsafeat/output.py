@@ -24,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hsafeat.arrow_build import bool_array, fixed_size_list_array, float32_array, int64_array, string_array
+
 METADATA_KEY = b"hsafeat"
 MANIFEST_VERSION = 2  # 2: parts are Arrow IPC files (1: Parquet)
 PART_SUFFIX = ".arrow"
@@ -214,23 +216,23 @@ class ParquetSink:
         valid = np.asarray(rows["valid"], dtype=bool)
         n = len(valid)
         invalid = ~valid
-        arrays: list[pa.Array] = [
-            pa.array(np.asarray(rows["row_idx"], dtype=np.int64)),
-            pa.array(rows["id"], pa.string()),
-            pa.array(rows["smiles"], pa.string()),
-            pa.array(rows["canonical_smiles"], pa.string()),
-            pa.array(valid),
-            pa.array(rows["error"], pa.string()),
+        arrays: list[pa.Array] = [  # from buffers: pa.array() would import pandas (arrow_build.py)
+            int64_array(np.asarray(rows["row_idx"], dtype=np.int64)),
+            string_array(rows["id"]),
+            string_array(rows["smiles"]),
+            string_array(rows["canonical_smiles"]),
+            bool_array(valid),
+            string_array(rows["error"]),
         ]
         for name, d in self.dims.items():
             emb = np.ascontiguousarray(rows[name], dtype=np.float32)
             if emb.shape != (n, d):
                 raise ValueError(f"embedding '{name}' has shape {emb.shape}, expected {(n, d)}")
             if self.layout == "list":
-                arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), d, mask=pa.array(invalid)))
+                arrays.append(fixed_size_list_array(emb, invalid))
             else:
                 cols = np.ascontiguousarray(emb.T)  # one transpose, then contiguous column slices
-                arrays.extend(pa.array(cols[i], mask=invalid) for i in range(d))
+                arrays.extend(float32_array(cols[i], invalid) for i in range(d))
         self._buf.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
         self._buffered += n
         if self._buffered >= self.row_group_size:
@@ -262,7 +264,7 @@ class ParquetSink:
                 os.replace(tmp, self._part(self._parts))
                 self._parts += 1
                 self.rows_done += len(group)
-                self.valid_done += int(np.count_nonzero(group.column("valid").to_numpy()))
+                self.valid_done += sum(chunk.true_count for chunk in group.column("valid").chunks)  # to_numpy() imports pandas
                 self._save_manifest()
                 start += len(group)
         except OSError as e:
