@@ -1,6 +1,6 @@
 """Encoder time per molecule with and without the SMILES branch (docs/DESIGN.md, "SMILES branch").
 
-    OMP_NUM_THREADS=1 python benchmarks/smiles_branch_cost.py /work/tmp/drugs_2000.smi 500 3
+    OMP_NUM_THREADS=1 python benchmarks/smiles_branch_cost.py DRUGS.smi 500 3
 
 The first N valid molecules of the file, featurized once for each model; two random encoders of
 the default sizes (d_model 128, scaffold router) that differ only by the branch (built last, so
