@@ -18,8 +18,13 @@ def _bitmap(bits: np.ndarray) -> pa.Buffer:
     return pa.py_buffer(np.packbits(np.asarray(bits, dtype=bool), bitorder="little"))
 
 
-def _validity(valid: np.ndarray | None) -> pa.Buffer | None:
-    return None if valid is None or valid.all() else _bitmap(valid)
+def null_mask(invalid: np.ndarray | None) -> tuple[pa.Buffer | None, int]:
+    """(validity bitmap, null count) for rows flagged invalid; built once, shared by every column."""
+    if invalid is None:
+        return None, 0
+    invalid = np.asarray(invalid, dtype=bool)
+    nulls = int(invalid.sum())
+    return (_bitmap(~invalid) if nulls else None), nulls
 
 
 def int64_array(values: np.ndarray) -> pa.Array:
@@ -31,21 +36,17 @@ def bool_array(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(values), [None, _bitmap(values)], null_count=0)
 
 
-def float32_array(values: np.ndarray, invalid: np.ndarray | None = None) -> pa.Array:
-    """invalid: rows written as nulls."""
+def float32_array(values: np.ndarray, mask: tuple[pa.Buffer | None, int] = (None, 0)) -> pa.Array:
+    """mask: null_mask() of the rows written as nulls."""
     data = np.ascontiguousarray(values, dtype=np.float32)
-    valid = None if invalid is None else ~np.asarray(invalid, dtype=bool)
-    nulls = 0 if valid is None else int((~valid).sum())
-    return pa.Array.from_buffers(pa.float32(), len(data), [_validity(valid), pa.py_buffer(data)], null_count=nulls)
+    return pa.Array.from_buffers(pa.float32(), len(data), [mask[0], pa.py_buffer(data)], null_count=mask[1])
 
 
-def fixed_size_list_array(values: np.ndarray, invalid: np.ndarray) -> pa.Array:
-    """values: n x d float32, one list of d per row; invalid rows are null lists."""
+def fixed_size_list_array(values: np.ndarray, mask: tuple[pa.Buffer | None, int]) -> pa.Array:
+    """values: n x d float32, one list of d per row; mask: null_mask() of the null rows."""
     n, d = values.shape
-    child = float32_array(values.reshape(-1))
-    valid = ~np.asarray(invalid, dtype=bool)
-    return pa.Array.from_buffers(pa.list_(pa.float32(), d), n, [_validity(valid)], null_count=int((~valid).sum()),
-                                 children=[child])
+    return pa.Array.from_buffers(pa.list_(pa.float32(), d), n, [mask[0]], null_count=mask[1],
+                                 children=[float32_array(values.reshape(-1))])
 
 
 def string_array(values: Sequence[str | None]) -> pa.Array:
@@ -59,7 +60,6 @@ def string_array(values: Sequence[str | None]) -> pa.Array:
         return pa.array(values, pa.string())
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:], dtype=np.int32)
-    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
-    return pa.Array.from_buffers(pa.string(), len(encoded),
-                                 [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
-                                 null_count=int((~valid).sum()))
+    validity, nulls = null_mask(np.fromiter((v is None for v in values), dtype=bool, count=len(values)))
+    return pa.Array.from_buffers(pa.string(), len(encoded), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+                                 null_count=nulls)

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hsafeat.arrow_build import bool_array, fixed_size_list_array, float32_array, int64_array, string_array
+from hsafeat.arrow_build import bool_array, fixed_size_list_array, float32_array, int64_array, null_mask, string_array
 
 METADATA_KEY = b"hsafeat"
 MANIFEST_VERSION = 2  # 2: parts are Arrow IPC files (1: Parquet)
@@ -216,6 +216,7 @@ class ParquetSink:
         valid = np.asarray(rows["valid"], dtype=bool)
         n = len(valid)
         invalid = ~valid
+        mask = null_mask(invalid)  # one bitmap for every embedding column
         arrays: list[pa.Array] = [  # from buffers: pa.array() would import pandas (arrow_build.py)
             int64_array(np.asarray(rows["row_idx"], dtype=np.int64)),
             string_array(rows["id"]),
@@ -229,10 +230,10 @@ class ParquetSink:
             if emb.shape != (n, d):
                 raise ValueError(f"embedding '{name}' has shape {emb.shape}, expected {(n, d)}")
             if self.layout == "list":
-                arrays.append(fixed_size_list_array(emb, invalid))
+                arrays.append(fixed_size_list_array(emb, mask))
             else:
                 cols = np.ascontiguousarray(emb.T)  # one transpose, then contiguous column slices
-                arrays.extend(float32_array(cols[i], invalid) for i in range(d))
+                arrays.extend(float32_array(cols[i], mask) for i in range(d))
         self._buf.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
         self._buffered += n
         if self._buffered >= self.row_group_size:
