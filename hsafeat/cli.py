@@ -80,7 +80,7 @@ def resolve_workers(workers: int | None, estimated_rows: int | None, encode_in_w
 def plan_workers(source, workers: int | None, encode_in_workers: bool = False) -> tuple[int | None, int]:  # noqa: ANN001
     """(estimated rows, worker processes); when there are any, their fork server starts now,
     importing RDKit while this process imports torch and loads the weights. A small input left to
-    the default runs on one torch thread (SMALL_INPUT_ROWS)."""
+    the default runs on one torch thread (SMALL_INPUT_ATOMS, or SMALL_INPUT_ROWS where atoms are not counted)."""
     from hsafeat.input_size import estimate_heavy_atoms
     from hsafeat.io import estimate_rows
     from hsafeat.workers import prestart

@@ -17,7 +17,8 @@ _HYDROGEN = re.compile(r"^\d*H(?![a-z])")  # [H], [2H], [H+]; not [Hg], [He]
 
 
 def heavy_atoms_in_smiles(smiles: str) -> int:
-    """Heavy atoms written in a SMILES string (exact for valid SMILES; an estimate otherwise)."""
+    """Heavy atoms written in a SMILES string (RDKit's count for valid SMILES without dummy atoms
+    `[*]`; an estimate otherwise: it only decides a schedule)."""
     brackets = _BRACKET.findall(smiles)
     heavy_brackets = sum(1 for inside in brackets if not _HYDROGEN.match(inside))
     return heavy_brackets + len(_ORGANIC.findall(_BRACKET.sub("", smiles)))
