@@ -57,6 +57,7 @@ def bar_updater(bar):  # noqa: ANN001, ANN201
 # atom: 512 drug molecules of ~25 atoms), else in rows.
 SMALL_INPUT_ROWS = 512
 SMALL_INPUT_ATOMS = 512 * 25
+COUNTED_INPUT_ROWS = 4 * SMALL_INPUT_ROWS  # files up to this many lines have their atoms counted
 
 
 def resolve_workers(workers: int | None, estimated_rows: int | None, encode_in_workers: bool = False,
@@ -88,8 +89,8 @@ def plan_workers(source, workers: int | None, encode_in_workers: bool = False) -
     estimated = estimate_rows(source)
     # counted only where it decides something: a default run of a short file (its lines are an
     # upper bound on its rows, so longer files can skip the second read)
-    counted = workers is None and not encode_in_workers and estimated is not None and estimated <= 4 * SMALL_INPUT_ROWS
-    atoms = estimate_heavy_atoms(source, 4 * SMALL_INPUT_ROWS) if counted else None
+    counted = workers is None and not encode_in_workers and estimated is not None and estimated <= COUNTED_INPUT_ROWS
+    atoms = estimate_heavy_atoms(source, COUNTED_INPUT_ROWS) if counted else None
     n_workers = resolve_workers(workers, estimated, encode_in_workers, atoms)
     if n_workers > 0:
         prestart(encoders=encode_in_workers)
