@@ -104,6 +104,42 @@ def test_gate_receives_gradients_in_training():
     assert model.fusion.router.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("min_rows", [1, 3])
+def test_training_length_groups_change_no_result(monkeypatch, min_rows):
+    """Training runs each group of similar-length rows at its own padded width: outputs and
+    gradients equal one pass at the batch's full width."""
+    import hsafeat.nn.hap as hap
+
+    mixed = MOLECULES + ["CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC(=O)O", "OC1C(O)C(O)C(O)C(O)C1O"]
+
+    def run(group_min_rows):
+        monkeypatch.setattr(hap, "GROUP_MIN_ROWS", group_min_rows)
+        model = tiny_model().train()
+        torch.manual_seed(0)   # the same Gumbel draws in both runs
+        out = model(collate(graphs(mixed)))
+        out.fused.pow(2).sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return out.fused.detach(), grads
+
+    whole, whole_grads = run(10**9)   # one group: every row at the full width
+    grouped, grouped_grads = run(min_rows)
+    torch.testing.assert_close(grouped, whole, atol=1e-5, rtol=1e-5)
+    assert whole_grads.keys() == grouped_grads.keys()
+    for name, grad in whole_grads.items():
+        torch.testing.assert_close(grouped_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_length_groups_cover_every_row_once_within_their_width():
+    from hsafeat.nn.hap import GROUP_MIN_ROWS, length_groups
+
+    n_atoms = torch.tensor([5] * 100 + [6] * 30 + [40] * 70 + [248])
+    groups = length_groups(n_atoms)
+    rows = torch.cat([sel for sel, _ in groups])
+    assert sorted(rows.tolist()) == list(range(len(n_atoms)))
+    assert all(int(n_atoms[sel].max()) == width for sel, width in groups)
+    assert len(groups) > 1 and all(len(sel) >= GROUP_MIN_ROWS for sel, _ in groups[:-1])
+
+
 def test_only_chosen_projector_runs_at_inference(model):
     calls = {"attention": 0, "mamba": 0}
 
