@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from hsafeat.pretrain.corpus import load_cache, prepare
-from hsafeat.pretrain.loop import Trainer, TrainConfig
+from hsafeat.pretrain.loop import TrainConfig, Trainer
 from hsafeat.weights import load_weights
 
 
