@@ -166,6 +166,12 @@ def run_with_progress(source, job, interrupted: str = "interrupted", estimated: 
             fail(interrupted, EXIT_INTERRUPTED)
 
 
+def reads_stream(input_path: str) -> bool:
+    from hsafeat.io import is_stream
+
+    return is_stream(input_path)
+
+
 def open_source(input_path: str, smiles_column: str | None, id_column: str | None):  # noqa: ANN201
     from hsafeat.io import InputError, open_input
 
@@ -305,9 +311,11 @@ def embed(
     from hsafeat.output_paths import default_output
 
     if output is None:
-        if input_path == "-":
-            fail("reading stdin needs --output", EXIT_USAGE)
+        if reads_stream(input_path):
+            fail("reading stdin or a pipe needs --output", EXIT_USAGE)
         output = default_output(input_path)
+    if resume and reads_stream(input_path):
+        fail("--resume needs an input file; stdin or a pipe cannot be read again", EXIT_USAGE)
     refuse_ignored_engine_options(engine, {"--actors": actors is not None, "--ray-address": ray_address is not None,
                                            "--workers": workers is not None, "--encode-in-workers": encode_in_workers})
     if encode_in_workers and device is Device.cuda:
@@ -316,8 +324,8 @@ def embed(
     require_new_outputs(input_path, {"--output": output}, overwrite, resume)
     source = open_source(input_path, smiles_column, id_column)
     if engine is Engine.ray:
-        if input_path == "-":
-            fail("--engine ray needs an input file, not stdin", EXIT_USAGE)
+        if source.streamed:
+            fail("--engine ray needs an input file, not stdin or a pipe", EXIT_USAGE)
         embed_on_ray(source, output, weights, levels, layout.value, batch_size, device, actors, ray_address, resume, row_group_size,
                      desc_units.value)
         return

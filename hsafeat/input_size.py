@@ -28,7 +28,7 @@ def estimate_heavy_atoms(source: InputSource, max_rows: int) -> int | None:
     """The heavy atoms of every SMILES of a file of at most max_rows rows, read by a second,
     independent reader (source itself stays unread); None for stdin, a longer file, or one that
     cannot be read (the run itself reports that)."""
-    if source.path == "-":
+    if source.streamed:
         return None
     twin = InputSource(source.path, source.format, source.gzip, source.smiles_column, source.id_column)
     total = 0

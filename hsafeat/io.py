@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import zlib
@@ -23,6 +24,8 @@ import pyarrow.parquet as pq
 
 FORMATS = ("smi", "csv", "tsv", "parquet")
 _GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+_SNIFF_BYTES = 1 << 16  # what is read of a stream before its format is decided
 _EXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 _ID_NAMES = ("id", "name", "mol_id", "compound_id")
 
@@ -54,6 +57,38 @@ class _HashingReader(io.RawIOBase):
         self.hash.update(data)
         buf[: len(data)] = data
         return len(data)
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream whose first bytes were already read to sniff its format: those bytes, then the rest."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+def is_stream(path: str) -> bool:
+    """Whether an input can be read only once, front to back: stdin ("-"), a named pipe,
+    /dev/stdin or a shell's <(...). Such inputs are sniffed from their first bytes, never
+    opened twice (a second pass would find them empty)."""
+    if path == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _pick_column(
@@ -171,6 +206,7 @@ class InputSource:
         gz: bool,
         smiles_column: str | None,
         id_column: str | None,
+        stream: IO[bytes] | None = None,
     ) -> None:
         self.path, self.format, self.gzip = path, fmt, gz
         self.name = "<stdin>" if path == "-" else path
@@ -179,26 +215,63 @@ class InputSource:
         self.id_column: str | None = None
         self._hash = hashlib.sha256()
         self._used = False
+        self._stream = stream  # stdin or a pipe, already opened (open_input): readable once
+        self._spooled: Any = None  # a parquet input copied to a temporary file (spool_parquet)
         if fmt in ("csv", "tsv"):
             # a 10 MB SMILES field must not crash (the default limit is 128 KiB)
             csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        if path != "-" and fmt in ("csv", "tsv", "parquet") and not (gz and fmt == "parquet"):
+        if stream is None and fmt in ("csv", "tsv", "parquet") and not (gz and fmt == "parquet"):
             self._resolve_file_columns()  # fail on a bad column before any expensive work
 
-    def _resolve_file_columns(self) -> None:
+    @property
+    def streamed(self) -> bool:
+        """Whether the input can be read only once (stdin, a pipe): no resume, no second pass."""
+        return self._stream is not None
+
+    def spool_parquet(self) -> None:
+        """Parquet needs random access: a gzipped or streamed one is copied to a temporary file
+        now (its raw bytes hashed as they pass), so that its columns are checked before any work."""
+        raw = self._stream if self._stream is not None else open(self.path, "rb")  # noqa: SIM115
         try:
-            if self.format == "parquet":
-                names = pq.ParquetFile(self.path).schema_arrow.names
-            else:
-                opener = gzip.open if self.gzip else open
-                with opener(
-                    self.path, "rt", encoding="utf-8-sig", errors="replace", newline=""
-                ) as f:
-                    names = next(csv.reader(f, delimiter=self._delim()), [])
-        except (OSError, EOFError, zlib.error, pa.ArrowException, csv.Error) as e:
+            hashing = _HashingReader(raw)
+            buffered = io.BufferedReader(hashing, 1 << 16)
+            source = gzip.GzipFile(fileobj=buffered, mode="rb") if self.gzip else buffered
+            spooled = tempfile.NamedTemporaryFile(suffix=".parquet")  # noqa: SIM115 - lives as long as the source
+            shutil.copyfileobj(source, spooled, 1 << 20)
+            spooled.flush()
+        except (OSError, EOFError, zlib.error) as e:
+            raise InputError(f"cannot read {self.name}: {getattr(e, 'strerror', None) or e}") from None
+        finally:
+            if raw is not self._stream:
+                raw.close()
+        self._hash, self._spooled = hashing.hash, spooled
+        self._resolve_parquet_columns(spooled.name)
+
+    def _resolve_file_columns(self) -> None:
+        if self.format == "parquet":
+            self._resolve_parquet_columns(self.path)
+            return
+        try:
+            opener = gzip.open if self.gzip else open
+            with opener(self.path, "rt", encoding="utf-8-sig", errors="replace", newline="") as f:
+                names = next(csv.reader(f, delimiter=self._delim()), [])
+        except (OSError, EOFError, zlib.error, csv.Error) as e:
             raise InputError(f"cannot read {self.name}: {e}") from None
         if names:
             self.smiles_column, self.id_column = _resolve_columns(names, *self._want)
+
+    def _resolve_parquet_columns(self, path: str) -> None:
+        """The SMILES and id columns of a parquet file; its SMILES column must hold text."""
+        try:
+            schema = pq.ParquetFile(path).schema_arrow
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f"cannot read {self.name}: {e}") from None
+        self.smiles_column, self.id_column = _resolve_columns(schema.names, *self._want)
+        kind = schema.field(self.smiles_column).type
+        value = kind.value_type if pa.types.is_dictionary(kind) else kind
+        if not (pa.types.is_string(value) or pa.types.is_large_string(value) or pa.types.is_null(value)
+                or getattr(pa.types, "is_string_view", lambda _: False)(value)):
+            raise InputError(f"SMILES column '{self.smiles_column}' of {self.name} holds {kind}, not text")
 
     def _delim(self) -> str:
         return "\t" if self.format == "tsv" else ","
@@ -229,19 +302,19 @@ class InputSource:
             yield chunk
 
     def _rows(self) -> Iterator[InputRow]:
+        if self._spooled is not None:  # already read and hashed by spool_parquet
+            with self._spooled:
+                yield from self._parquet_file_rows(self._spooled.name)
+            return
         with ExitStack() as stack:
-            src = (
-                sys.stdin.buffer
-                if self.path == "-"
-                else stack.enter_context(open(self.path, "rb"))
-            )
+            src = self._stream if self._stream is not None else stack.enter_context(open(self.path, "rb"))
             hashing = _HashingReader(src)
             self._hash = hashing.hash
             buffered = io.BufferedReader(hashing, 1 << 16)
             stream: IO[bytes] = buffered
-            if self.gzip or (self.path == "-" and buffered.peek(2)[:2] == _GZIP_MAGIC):
+            if self.gzip:
                 stream = gzip.GzipFile(fileobj=buffered, mode="rb")
-            if self.format == "parquet" and stream is buffered and self.path != "-":
+            if self.format == "parquet" and stream is buffered and self._stream is None:
                 # read by random access; the drain below then hashes the file in a second pass
                 yield from self._parquet_file_rows(self.path)
             elif self.format == "parquet":
@@ -279,8 +352,7 @@ class InputSource:
 
     def _parquet_file_rows(self, path: str) -> Iterator[InputRow]:
         if self.smiles_column is None:
-            names = pq.ParquetFile(path).schema_arrow.names
-            self.smiles_column, self.id_column = _resolve_columns(names, *self._want)
+            self._resolve_parquet_columns(path)
         assert self.smiles_column is not None
         cols = [self.smiles_column] + ([self.id_column] if self.id_column else [])
         idx = 0
@@ -302,13 +374,27 @@ def open_input(
     id_column: str | None = None,
     input_format: str | None = None,
 ) -> InputSource:
-    """Open a molecule input (a path or "-" for stdin); fails early on a missing file or bad column."""
+    """Open a molecule input (a path, or "-" for stdin); fails early, with InputError, on a missing
+    file, a binary file, a bad column, or column options a .smi input has no use for."""
     if input_format is not None and input_format not in FORMATS:
         raise InputError(
             f"unknown input format '{input_format}'; expected one of: {', '.join(FORMATS)}"
         )
-    if path == "-":
-        return InputSource(path, input_format or "smi", False, smiles_column, id_column)
+    if is_stream(path):
+        source = _open_stream(path, smiles_column, id_column, input_format)
+    else:
+        source = _open_file(path, smiles_column, id_column, input_format)
+    if source.format == "smi" and (smiles_column or id_column):
+        raise InputError(
+            f"{source.name} is read as .smi (SMILES, then an optional id, on each line): "
+            "--smiles-column and --id-column name columns of .csv, .tsv and .parquet inputs"
+        )
+    if source.format == "parquet" and (source.gzip or source.streamed):
+        source.spool_parquet()
+    return source
+
+
+def _open_file(path: str, smiles_column: str | None, id_column: str | None, input_format: str | None) -> InputSource:
     if not os.path.exists(path):
         raise InputError(f"input file not found: {path}")
     if os.path.isdir(path):
@@ -317,12 +403,83 @@ def open_input(
         raise InputError(f"input file is not readable: {path}")
     try:
         fmt, gz = _detect_format(path)
+        if input_format is None and fmt == "smi" and not _named_smi(path):
+            fmt = _sniff_text(_head_text(path, gz), smiles_column)  # a table behind an unknown extension
         fmt = input_format or fmt
         if fmt != "parquet":
             _refuse_binary(path, gz)
     except (OSError, EOFError, zlib.error) as e:
         raise InputError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     return InputSource(path, fmt, gz, smiles_column, id_column)
+
+
+def _open_stream(path: str, smiles_column: str | None, id_column: str | None, input_format: str | None) -> InputSource:
+    """stdin or a pipe: its first bytes decide gzip, parquet or text (and, for text, .smi or a
+    table with a SMILES column), then are read again as the start of the stream."""
+    name = "<stdin>" if path == "-" else path
+    try:
+        raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - read later, by the source
+        head = _read_head(raw, _SNIFF_BYTES)
+    except OSError as e:
+        raise InputError(f"cannot read {name}: {e.strerror or e}") from None
+    gz = head[:2] == _GZIP_MAGIC
+    text = _gunzip_head(head) if gz else head
+    if input_format is not None:
+        fmt = input_format
+    elif text[:4] == _PARQUET_MAGIC:
+        fmt = "parquet"
+    else:
+        fmt = _sniff_text(text, smiles_column)
+    if fmt != "parquet" and (nul := text.find(b"\x00")) >= 0:
+        raise InputError(f"{name} looks like binary data (NUL byte at offset {nul}), not SMILES text")
+    if fmt in ("csv", "tsv") and text.strip():  # a bad column fails now, not after the weights load
+        header = next(csv.reader([text.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace").splitlines()[0]],
+                                 delimiter="\t" if fmt == "tsv" else ","), [])
+        _resolve_columns(header, smiles_column, id_column)
+    return InputSource(path, fmt, gz, smiles_column, id_column, stream=_Prefixed(head, raw))
+
+
+def _read_head(raw: IO[bytes], size: int) -> bytes:
+    """Up to `size` bytes, fewer only at the end of the stream (a pipe returns what it holds)."""
+    parts, got = [], 0
+    while got < size and (block := raw.read(size - got)):
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
+
+
+def _gunzip_head(head: bytes) -> bytes:
+    try:
+        return zlib.decompressobj(wbits=31).decompress(head, _SNIFF_BYTES)
+    except zlib.error:
+        return b""  # the reader reports a damaged stream with its position
+
+
+def _head_text(path: str, gz: bool) -> bytes:
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    return _gunzip_head(head) if gz else head
+
+
+def _named_smi(path: str) -> bool:
+    stem = path.lower().removesuffix(".gz")
+    return stem.endswith((".smi", ".smiles"))
+
+
+def _sniff_text(text: bytes, smiles_column: str | None) -> str:
+    """csv or tsv when the first line that is not a comment is a header with a SMILES column
+    (or any delimited header, when the user named a column); else smi."""
+    lines = (line.strip() for line in text.removeprefix(b"\xef\xbb\xbf").splitlines())
+    first = next((line for line in lines if line), b"")
+    if first.startswith(b"#"):  # comments belong to .smi
+        return "smi"
+    for fmt, sep in (("tsv", b"\t"), ("csv", b",")):
+        if sep in first:
+            names = next(csv.reader([first.decode("utf-8", errors="replace")], delimiter=sep.decode()), [])
+            lowered = [n.strip().lower() for n in names]
+            if smiles_column is not None or any("smiles" in n or n == "mol" for n in lowered):
+                return fmt
+    return "smi"
 
 
 def _refuse_binary(path: str, gz: bool) -> None:
@@ -340,9 +497,9 @@ def _refuse_binary(path: str, gz: bool) -> None:
 
 
 def estimate_rows(source: InputSource) -> int | None:
-    """A quick upper estimate of the row count for progress bars (None for stdin): parquet row
-    count, else the number of lines (header and comments included)."""
-    if source.path == "-":
+    """A quick upper estimate of the row count for progress bars (None for stdin or a pipe): parquet
+    row count, else the number of lines (header and comments included)."""
+    if source.streamed:
         return None
     try:
         if source.format == "parquet" and not source.gzip:

@@ -97,8 +97,8 @@ def _embedded(source: InputSource, embedder: Embedder, chunk_size: int, workers:
 
 
 def run_key(source: InputSource, embedder: Embedder) -> dict | None:
-    """What a resumed run must share with the interrupted one (None for stdin: not resumable)."""
-    if source.path == "-":
+    """What a resumed run must share with the interrupted one (None for stdin or a pipe: not resumable)."""
+    if source.streamed:
         return None
     try:
         digest = sha256_file(Path(source.path))
@@ -121,8 +121,8 @@ def embed_file(
     if desc_units is not None:
         embedder = embedder.with_desc_units(desc_units)
     dims = {k: v for k, v in embedder.dims.items() if levels is None or k in levels}
-    if resume and source.path == "-":
-        raise InputError("--resume needs an input file; stdin cannot be read again")
+    if resume and source.streamed:
+        raise InputError(f"--resume needs an input file; {source.name} cannot be read again")
     start = time.perf_counter()
     key = run_key(source, embedder)
     with torch_threads_restored(), ParquetSink(  # the run sets torch's threads (share_cores); the caller keeps theirs

@@ -6,7 +6,9 @@ import functools
 import gzip
 import hashlib
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +222,26 @@ def test_stdin(tiny_weights: Path, tmp_path: Path) -> None:
     meta = metadata(out)
     assert meta["input_sha256"] == hashlib.sha256(data).hexdigest()
     assert meta["rows"] == {"total": 3, "valid": 2, "invalid": 1}
+
+
+def test_named_pipe_and_stdin_table(tiny_weights: Path, tmp_path: Path) -> None:
+    """`hsafeat embed /dev/stdin`, `<(...)` and FIFOs are read once, as stdin is: every row arrives
+    (they once gave 0 rows and exit 0), and a CSV on stdin is read as a table, not as .smi lines."""
+    data = b"id,smiles,y\nm1,CCO,1\nm2,C1CC,0\nm3,c1ccccc1,1\n"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+    writer.start()
+    out = tmp_path / "fifo.parquet"
+    assert_ok(invoke(["embed", fifo, "-o", out], tiny_weights))
+    writer.join()
+    t = read(out, ["id", "smiles", "valid"])
+    assert t.column("id").to_pylist() == ["m1", "m2", "m3"]
+    assert t.column("valid").to_pylist() == [True, False, True]
+    assert metadata(out)["input_sha256"] == hashlib.sha256(data).hexdigest()
+    piped = tmp_path / "stdin.parquet"
+    assert_ok(invoke(["embed", "-", "-o", piped], tiny_weights, input=data))
+    assert read(piped, ["id", "smiles", "valid"]).equals(t)
 
 
 def test_stdin_needs_output(tiny_weights: Path) -> None:

@@ -115,7 +115,7 @@ def test_resume_without_an_unfinished_run_just_runs(big_input: Path, tiny_weight
 
 def test_resume_from_stdin_is_a_usage_error(tiny_weights: Path, tmp_path: Path) -> None:
     result = invoke(["embed", "-", "-o", tmp_path / "o.parquet", "--resume"], tiny_weights, input="CCO\n")
-    assert_one_line_error(result, 1, "stdin")
+    assert_one_line_error(result, 2, "stdin")  # before any work
 
 
 @pytest.fixture

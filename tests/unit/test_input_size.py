@@ -1,5 +1,8 @@
 """The heavy-atom count that decides whether a small input gets a featurization worker."""
+import io
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rdkit import Chem
@@ -31,14 +34,15 @@ def test_count_of_written_atoms(smiles: str, heavy: int) -> None:
     assert heavy_atoms_in_smiles(smiles) == heavy == Chem.MolFromSmiles(smiles).GetNumHeavyAtoms()
 
 
-def test_estimate_reads_a_twin_and_stops_at_max_rows(tmp_path: Path) -> None:
+def test_estimate_reads_a_twin_and_stops_at_max_rows(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     path = tmp_path / "in.csv"
     path.write_text("id,smiles\na,CCO\nb,c1ccccc1\nc,not a smiles\n")
     source = open_input(str(path))
     assert estimate_heavy_atoms(source, max_rows=3) == 3 + 6 + 4   # 'not a smiles': n, o and two s
     assert estimate_heavy_atoms(source, max_rows=2) is None       # longer than max_rows
     assert [r.smiles for r in source.rows()][:2] == ["CCO", "c1ccccc1"]   # the source itself is unread
-    assert estimate_heavy_atoms(open_input("-"), max_rows=10) is None
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(b"CCO\n")))
+    assert estimate_heavy_atoms(open_input("-"), max_rows=10) is None   # stdin is read once, by the run
 
 
 def test_large_molecules_get_a_worker_small_files_of_small_ones_do_not(monkeypatch) -> None:  # noqa: ANN001

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +273,77 @@ def test_stdin(monkeypatch: pytest.MonkeyPatch, compress: bool) -> None:
 def test_stdin_explicit_csv(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", _FakeStdin(b"name,smiles\nn1,CCO\n"))
     assert _read("-", input_format="csv") == [(0, "n1", "CCO")]
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"id,smiles,y\nm1,CCO,1\nm2,CN,0\n", [(0, "m1", "CCO"), (1, "m2", "CN")]),
+    (b"smiles\tname\nCCO\te\n", [(0, "e", "CCO")]),
+    (b"# made by hand\nCCO,x a\n", [(0, "a", "CCO,x")]),  # comments mean .smi, whatever follows
+])
+def test_stdin_format_sniffed_from_its_first_line(monkeypatch: pytest.MonkeyPatch, data: bytes,
+                                                  expected: list[tuple[int, str, str]]) -> None:
+    for raw in (data, gzip.compress(data)):
+        monkeypatch.setattr(sys, "stdin", _FakeStdin(raw))
+        assert _read("-") == expected
+
+
+def test_stdin_parquet_spooled_and_checked_at_open(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    raw = _parquet_input(tmp_path).read_bytes()
+    for data in (raw, gzip.compress(raw)):
+        monkeypatch.setattr(sys, "stdin", _FakeStdin(data))
+        src = open_input("-")
+        assert src.sha256() == hashlib.sha256(data).hexdigest()  # read in full before any work
+        assert [r.smiles for r in src.rows()] == ["CCO", "", "CN"]
+    monkeypatch.setattr(sys, "stdin", _FakeStdin(raw))
+    with pytest.raises(InputError, match="column 'q' not in input"):
+        open_input("-", smiles_column="q")
+
+
+def test_stdin_binary_and_bad_column_refused_at_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", _FakeStdin(b"CCO\x00\x01\x02"))
+    with pytest.raises(InputError, match="binary"):
+        open_input("-")
+    monkeypatch.setattr(sys, "stdin", _FakeStdin(b"id,smiles\nm,CCO\n"))
+    with pytest.raises(InputError, match="column 'nope' not in input"):
+        open_input("-", smiles_column="nope")
+
+
+def test_named_pipe_is_read_once_as_a_stream(tmp_path: Path) -> None:
+    """A FIFO (also /dev/stdin or a shell's <(...)) holds its bytes once: sniffing, hashing or
+    counting rows by reopening it would leave the reader nothing (0 rows, exit 0)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    data = b"id,smiles\nm1,CCO\nm2,CN\n"
+    writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+    writer.start()
+    src = open_input(str(fifo))
+    assert src.streamed and src.format == "csv"
+    assert [(r.id, r.smiles) for r in src.rows()] == [("m1", "CCO"), ("m2", "CN")]
+    writer.join()
+    assert src.sha256() == hashlib.sha256(data).hexdigest()
+
+
+def test_column_options_refused_for_smi(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--smiles-column and --id-column"):
+        open_input(str(_write(tmp_path, "in.smi", b"CCO e\n")), smiles_column="smiles")
+
+
+def test_table_behind_an_unknown_extension(tmp_path: Path) -> None:
+    p = _write(tmp_path, "in.txt", b"name,smiles\ne,CCO\n")
+    assert _read(p) == [(0, "e", "CCO")]
+    assert _read(_write(tmp_path, "in2.txt", b"a;b\nCCO e\n")) == [(0, "0", "a;b"), (1, "e", "CCO")]  # no header: .smi
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_parquet_smiles_column_must_be_text(tmp_path: Path, gz: bool) -> None:
+    p = tmp_path / "ints.parquet"
+    pq.write_table(pa.table({"smiles": [1, 2, 3]}), p)
+    if gz:
+        p = _write(tmp_path, "ints.parquet.gz", gzip.compress(p.read_bytes()))
+    with pytest.raises(InputError, match="holds int64, not text"):
+        open_input(str(p))
+    with pytest.raises(InputError, match="column 'nope' not in input"):  # gzipped too: at open, not mid-run
+        open_input(str(p), smiles_column="nope")
 
 
 # ------------------------------------------------------------------ output
