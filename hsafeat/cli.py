@@ -13,11 +13,23 @@ from hsafeat.cli_options import DescUnits, Device, Engine, Layout, OneLineUsageE
 from hsafeat.pretrain.choices import AtomMasking, Batching, HeadsOn, ReadoutKind, TargetSet
 
 app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Multi-level molecular embeddings from a frozen HSA-Net encoder.")
 
 
+def print_version(value: bool) -> None:
+    if value:
+        from hsafeat import __version__
+
+        typer.echo(f"hsafeat {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def root() -> None:
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=print_version, is_eager=True,
+                                          help="Print hsafeat's version and exit.")] = False,
+) -> None:
     """Multi-level molecular embeddings from a frozen HSA-Net encoder."""
 
 
@@ -133,8 +145,10 @@ def refuse_ignored_engine_options(engine: Engine, given: dict[str, bool]) -> Non
 
 
 def chosen_levels(levels: str | None, available: dict[str, int]) -> list[str] | None:
-    """--levels as a list (None: all columns); unknown names are a usage error."""
-    chosen = [c.strip() for c in levels.split(",") if c.strip()] if levels else None
+    """--levels as a list (None: all columns); unknown names, or none at all, are a usage error."""
+    chosen = [c.strip() for c in levels.split(",") if c.strip()] if levels is not None else None
+    if chosen == []:
+        fail(f"--levels names no columns; available: {', '.join(available)}", EXIT_USAGE)
     unknown = [c for c in chosen or [] if c not in available]
     if unknown:
         fail(f"unknown --levels {', '.join(unknown)}; available: {', '.join(available)}", EXIT_USAGE)
@@ -153,6 +167,7 @@ def run_with_progress(source, job, interrupted: str = "interrupted", estimated: 
 
     from hsafeat.io import InputError, estimate_rows
     from hsafeat.output import OutputError
+    from hsafeat.output_paths import DestinationError
 
     estimated = estimate_rows(source) if estimated is None else estimated
     signal.signal(signal.SIGTERM, _terminate)
@@ -162,6 +177,8 @@ def run_with_progress(source, job, interrupted: str = "interrupted", estimated: 
             return job(progress=bar_updater(bar), estimated=estimated)
         except (InputError, OutputError) as exc:
             fail(str(exc))
+        except DestinationError as exc:  # checked again by the job itself, before any work
+            fail(str(exc), EXIT_USAGE)
         except KeyboardInterrupt:
             fail(interrupted, EXIT_INTERRUPTED)
 
@@ -337,7 +354,8 @@ def embed(
     chosen = chosen_levels(levels, embedder.dims)
     summary = run_with_progress(source, lambda progress, estimated: embed_file(
         source, output, embedder, chosen, layout.value, progress=progress, workers=n_workers,
-        resume=resume, row_group_size=row_group_size, encode_in_workers=encode_in_workers), estimated=estimated,
+        resume=resume, row_group_size=row_group_size, encode_in_workers=encode_in_workers, overwrite=overwrite),
+        estimated=estimated,
         interrupted=f"interrupted; finished row groups are kept: rerun with --resume to continue {output}")
     typer.echo(summary.line(), err=True)
 
@@ -387,6 +405,11 @@ def inspect_gates_cmd(
     require_new_outputs(input_path, {"--output": output, "--plot": plot}, overwrite)
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
         fail("--plot needs matplotlib: pip install matplotlib", EXIT_USAGE)
+    if plot is not None:
+        from hsafeat.gates import plot_format_error
+
+        if problem := plot_format_error(plot):
+            fail(f"--plot {problem}", EXIT_USAGE)
     source = open_source(input_path, smiles_column, id_column)
     estimated, n_workers = plan_workers(source, workers)
     embedder = make_embedder(weights, device.value, batch_size)

@@ -34,7 +34,26 @@ def render_table(stats: dict, weights_name: str, console: Console | None = None)
     console.print(table)
 
 
+def plot_formats() -> list[str]:
+    """The file extensions matplotlib's savefig writes (png, pdf, svg, jpg, ...; needs matplotlib)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
+def plot_format_error(path: Path) -> str | None:
+    """Why `path` cannot name a plot (its extension is no format matplotlib writes), or None."""
+    formats = plot_formats()
+    if path.suffix[1:].lower() in formats:
+        return None
+    problem = f"{path.suffix} is not a format matplotlib writes" if path.suffix else "no extension names the format"
+    return f"{path}: {problem}; end the name in one of {', '.join('.' + f for f in formats)}"
+
+
 def save_plot(stats: dict, path: Path, weights_name: str) -> None:
+    problem = plot_format_error(path)
+    if problem:
+        raise ValueError(problem)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,10 +70,11 @@ def save_plot(stats: dict, path: Path, weights_name: str) -> None:
     ax.set_title(f"HAP projector choice per level ({weights_name}, n={stats['n_valid']})")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    # written beside the destination, then renamed: a failed save never leaves half a picture
+    # written beside the destination, then renamed: a failed save never leaves half a picture; the
+    # temp name keeps the user's extension, and the format is given, so both name the same format
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=120)
+        fig.savefig(tmp, dpi=120, format=path.suffix[1:].lower())
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

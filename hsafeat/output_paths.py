@@ -44,11 +44,16 @@ def unfinished_run(output: Path) -> bool:
 
 
 def check_destinations(input_path: str, outputs: dict[str, Path | None], overwrite: bool = False,
-                       resume: bool = False) -> None:
+                       resume: bool = False, overwrite_hint: str = "add --overwrite") -> None:
     """Raise DestinationError unless every output (option name -> path; None: not asked for) may be
-    written: none is the input or another output, and none exists unless `overwrite`, or `resume`
-    continues an unfinished run of it."""
-    chosen = [(option, path) for option, path in outputs.items() if path is not None]
+    written: none is `-` (stdout: Parquet and plots cannot be streamed), the input or another
+    output, and none exists unless `overwrite`, or `resume` continues an unfinished run of it.
+    overwrite_hint: how the caller says overwrite (the CLI's option, or the API's argument)."""
+    chosen = [(option, Path(path)) for option, path in outputs.items() if path is not None]
+    for option, path in chosen:
+        if str(path) == "-":
+            what = "a plot" if option == "--plot" else "Parquet"
+            raise DestinationError(f"{option} -: {what} cannot be streamed to stdout; give a file path")
     source = None if input_path == "-" else Path(input_path)
     for option, path in chosen:
         if source is not None and same_file(source, path):
@@ -61,4 +66,4 @@ def check_destinations(input_path: str, outputs: dict[str, Path | None], overwri
     for option, path in chosen:
         exists = path.exists() or path.is_symlink()
         if exists and not overwrite and not (resume and unfinished_run(path)):
-            raise DestinationError(f"{option} {path} already exists; add --overwrite to replace it")
+            raise DestinationError(f"{option} {path} already exists; {overwrite_hint} to replace it")

@@ -17,6 +17,7 @@ from hsafeat.engine import Embedded, Embedder
 from hsafeat.io import InputError, InputRow, InputSource
 from hsafeat.nn.readout import READOUT_KINDS
 from hsafeat.output import ParquetSink
+from hsafeat.output_paths import check_destinations
 from hsafeat.weights import sha256_file
 from hsafeat.workers import embedded_chunks, featurized_chunks, share_cores, torch_threads_restored
 
@@ -113,11 +114,17 @@ def embed_file(
     source: InputSource, output: Path, embedder: Embedder, levels: list[str] | None = None, layout: str = "list",
     chunk_size: int = 1024, progress: Progress | None = None, workers: int = 0, resume: bool = False,
     row_group_size: int = 8192, encode_in_workers: bool = False, desc_units: str | None = None,
+    overwrite: bool = False,
 ) -> RunSummary:
     """Embed `source` into `output`. resume=True continues an interrupted run of the same input,
     weights and options from its last complete row group (see hsafeat.output). encode_in_workers:
     `workers` processes (at least one) featurize and encode; the output is the same. desc_units:
-    "standard" or "real" for desc_pred (hsafeat.engine.Embedder; default: the embedder's own)."""
+    "standard" or "real" for desc_pred (hsafeat.engine.Embedder; default: the embedder's own).
+    Like the CLI, it never writes over its input, and replaces an existing output only with
+    overwrite=True (or continues its unfinished run with resume=True): DestinationError otherwise,
+    before any work."""
+    output = Path(output)
+    check_destinations(source.path, {"output": output}, overwrite, resume, overwrite_hint="pass overwrite=True")
     if desc_units is not None:
         embedder = embedder.with_desc_units(desc_units)
     dims = {k: v for k, v in embedder.dims.items() if levels is None or k in levels}

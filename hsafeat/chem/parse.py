@@ -65,5 +65,7 @@ def parse_smiles(smiles: str, max_atoms: int = MAX_ATOMS) -> ParsedMolecule:
     if mol.GetNumAtoms() == 0:
         return ParsedMolecule(None, "SMILES has no atoms")
     if mol.GetNumAtoms() > max_atoms:
-        return ParsedMolecule(None, f"molecule has {mol.GetNumAtoms()} heavy atoms; the limit is {max_atoms}")
+        # the graph's atoms: hydrogens written explicitly ([2H]) are nodes too, so not "heavy atoms"
+        return ParsedMolecule(None, f"molecule has {mol.GetNumAtoms()} atoms (explicit hydrogens included); "
+                                    f"the limit is {max_atoms}")
     return ParsedMolecule(mol, None)

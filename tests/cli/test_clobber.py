@@ -161,6 +161,60 @@ def test_resume_continues_an_unfinished_run_without_overwrite(tiny_weights: Path
     assert tmp_leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("command, option, what", [
+    ("embed", "-o", "Parquet"), ("inspect-gates", "-o", "Parquet"), ("inspect-gates", "--plot", "plot"),
+])
+def test_stdout_is_not_an_output(tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str,
+                                 option: str, what: str) -> None:
+    """`-o -` reads like stdout, but Parquet (and a plot) cannot be streamed: refused, and no file named `-`."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke([command, EXAMPLES, option, "-"], tiny_weights)
+    assert_one_line_error(result, 2, option, what, "stdout", "file path")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ the Python API follows the same rules
+
+
+def test_embed_file_never_writes_over_its_input(tiny_weights: Path, assays: Path) -> None:
+    from hsafeat.engine import Embedder
+    from hsafeat.io import open_input
+    from hsafeat.output_paths import DestinationError
+    from hsafeat.pipeline import embed_file
+
+    embedder = Embedder(str(tiny_weights), device="cpu")
+    before = digest(assays)
+    for how, out in spellings(assays):
+        with pytest.raises(DestinationError, match="is the input file"):
+            embed_file(open_input(str(assays)), out, embedder)
+        assert digest(assays) == before, how
+        with pytest.raises(DestinationError, match="is the input file"):  # overwrite never covers the input
+            embed_file(open_input(str(assays)), out, embedder, overwrite=True)
+        assert digest(assays) == before, how
+    with pytest.raises(DestinationError, match="stdout"):
+        embed_file(open_input(str(assays)), Path("-"), embedder)
+    assert tmp_leftovers(assays.parent) == []
+
+
+def test_embed_file_needs_overwrite_to_replace_a_file(tiny_weights: Path, assays: Path) -> None:
+    from hsafeat.engine import Embedder
+    from hsafeat.io import open_input
+    from hsafeat.output_paths import DestinationError
+    from hsafeat.pipeline import embed_file
+
+    embedder = Embedder(str(tiny_weights), device="cpu")
+    out = assays.with_name("earlier.parquet")
+    out.write_bytes(b"an earlier result")
+    for resume in (False, True):  # resume=True continues only an unfinished run
+        with pytest.raises(DestinationError, match="overwrite=True"):
+            embed_file(open_input(str(assays)), out, embedder, resume=resume)
+        assert out.read_bytes() == b"an earlier result"
+    summary = embed_file(open_input(str(assays)), out, embedder, overwrite=True)
+    assert summary.n_rows == 3
+    assert read(out, ["valid"]).column("valid").to_pylist() == [True, True, False]
+    assert tmp_leftovers(assays.parent) == []
+
+
 # ------------------------------------------------------------------------------ engine options are not ignored
 
 
@@ -211,3 +265,18 @@ def test_default_device_on_a_cpu_machine_is_the_cpu_output(tiny_weights: Path, t
     assert_ok(invoke(["embed", EXAMPLES, "-o", auto], tiny_weights))
     assert_ok(invoke(["embed", EXAMPLES, "-o", cpu, "--device", "cpu"], tiny_weights))
     assert read(auto).equals(read(cpu))
+
+
+def test_version() -> None:
+    import hsafeat
+
+    result = invoke(["--version"])
+    assert_ok(result)
+    assert result.stdout == f"hsafeat {hsafeat.__version__}\n"
+
+
+@pytest.mark.parametrize("command", [[], ["embed"], ["inspect-gates"], ["info"]])
+def test_h_is_help(command: list[str]) -> None:
+    short, long = invoke([*command, "-h"]), invoke([*command, "--help"])
+    assert_ok(short)
+    assert "Usage" in short.stdout and short.stdout == long.stdout

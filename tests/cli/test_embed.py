@@ -150,6 +150,14 @@ def test_unknown_level_is_a_usage_error(tiny_weights: Path, tmp_path: Path) -> N
     assert not out.exists()
 
 
+@pytest.mark.parametrize("levels", ["", ",", " , "])
+def test_empty_levels_is_a_usage_error(tiny_weights: Path, tmp_path: Path, levels: str) -> None:
+    out = tmp_path / "x.parquet"
+    result = invoke(["embed", EXAMPLES, "-o", out, "--levels", levels], tiny_weights)
+    assert_one_line_error(result, 2, "--levels", "fused", "motif")  # says so and lists the columns
+    assert not out.exists()
+
+
 def test_unknown_layout_is_a_usage_error(tiny_weights: Path, tmp_path: Path) -> None:
     result = invoke(["embed", EXAMPLES, "-o", tmp_path / "x.parquet", "--layout", "tall"], tiny_weights)
     assert_one_line_error(result, 2, "layout")

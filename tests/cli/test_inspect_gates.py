@@ -12,6 +12,7 @@ from tests.cli import (
     BAD,
     EXAMPLES,
     assert_ok,
+    assert_one_line_error,
     data_lines,
     invoke,
     read,
@@ -109,6 +110,26 @@ def test_plot_writes_png(tiny_weights: Path, tmp_path: Path) -> None:
     assert_ok(invoke(["inspect-gates", EXAMPLES, "--plot", png], tiny_weights))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name", ["gates", "gates.xyz", "gates.tmp"])
+def test_plot_format_is_checked_before_any_work(tiny_weights: Path, tmp_path: Path, name: str) -> None:
+    """A plot name without a format matplotlib can write is refused before the run, not after it
+    (with an error about an internal temp file, and -o already written)."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "gates.parquet"
+    result = invoke(["inspect-gates", EXAMPLES, "-o", out, "--plot", tmp_path / name], tiny_weights)
+    assert_one_line_error(result, 2, "--plot", name, "png", "pdf", "svg")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_format_follows_the_extension(tiny_weights: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    for name, magic in [("gates.svg", b"<?xml"), ("gates.PDF", b"%PDF"), ("gates.jpeg", b"\xff\xd8\xff")]:
+        plot = tmp_path / name
+        assert_ok(invoke(["inspect-gates", BAD / "duplicate_ids.smi", "--plot", plot], tiny_weights))
+        assert plot.read_bytes().startswith(magic), name
+    assert tmp_leftovers(tmp_path) == []
 
 
 def test_empty_input_still_writes_gates_file(tiny_weights: Path, tmp_path: Path) -> None:

@@ -109,7 +109,7 @@ def test_smi_rows_follow_the_reading_rules(text: str, chunk_size: int, layout: s
     path, out = workdir / "random.smi", workdir / "random.parquet"
     data = text.encode("utf-8")
     path.write_bytes(data)
-    embed_file(open_input(str(path)), out, embedder, layout=layout, chunk_size=chunk_size)
+    embed_file(open_input(str(path)), out, embedder, layout=layout, chunk_size=chunk_size, overwrite=True)
     check_smi_output(out, data, text, embedder)
 
 
@@ -129,7 +129,7 @@ def test_nul_byte_is_refused_only_in_the_first_block(lines: list[str], pad: int,
         with pytest.raises(InputError, match="binary"):
             open_input(str(path))
         return
-    embed_file(open_input(str(path)), out, embedder, levels=["motif"])
+    embed_file(open_input(str(path)), out, embedder, levels=["motif"], overwrite=True)
     check_smi_output(out, raw, text, embedder)
 
 
@@ -151,7 +151,7 @@ def embed_spellings(mol: Chem.Mol, seed: int, embedder: Embedder, workdir: Path)
     variants = spellings(mol, seed, n_random=4)
     path, out = workdir / "spellings.smi", workdir / "spellings.parquet"
     path.write_text("".join(f"{s} spelling_{i}\n" for i, s in enumerate(variants)), encoding="utf-8")
-    embed_file(open_input(str(path)), out, embedder, chunk_size=3)
+    embed_file(open_input(str(path)), out, embedder, chunk_size=3, overwrite=True)
     table = pq.read_table(out)
     assert table.column("id").to_pylist() == [f"spelling_{i}" for i in range(len(variants))]
     assert all(table.column("valid").to_pylist()), list(zip(variants, table.column("error").to_pylist()))
@@ -240,7 +240,7 @@ def test_csv_ids_round_trip(rows: list[tuple[str, str, str]], id_first: bool, de
     path = workdir / ("ids.csv" if delimiter == "," else "ids.tsv")
     out = workdir / "ids.parquet"
     write_table_file(path, header, records, delimiter)
-    embed_file(open_input(str(path)), out, embedder, levels=["motif"], chunk_size=3)
+    embed_file(open_input(str(path)), out, embedder, levels=["motif"], chunk_size=3, overwrite=True)
     check_csv_output(out, rows, embedder)
 
 

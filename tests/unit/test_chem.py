@@ -24,6 +24,16 @@ def test_atom_cap():
     assert parsed.mol is None and "limit is 50" in parsed.error
 
 
+def test_atom_cap_message_says_what_it_counts():
+    """The cap counts the atoms of the graph, explicit (isotopic) hydrogens included: a perdeuterated
+    C200 alkane has 200 heavy atoms but 602 atoms, and the message must not call them heavy."""
+    smiles = "[2H]C([2H])([2H])" + "C([2H])([2H])" * 198 + "C([2H])([2H])[2H]"
+    parsed = parse_smiles(smiles)
+    assert parsed.mol is None
+    assert parsed.error == "molecule has 602 atoms (explicit hydrogens included); the limit is 500"
+    assert parse_smiles("C" * 500).valid and not parse_smiles("C" * 501).valid  # which molecules pass is unchanged
+
+
 @pytest.mark.parametrize("smiles", [
     "C", "[Na+].[Cl-]", "[2H]C", "[CH3]", "*C", "c1ccccc1->[Fe]", "[Fe+2]", "C[C@H](N)C(=O)O", "F/C=C/F",
     "[U]", "O=P(O)(O)O", "OB(O)c1ccccc1",
