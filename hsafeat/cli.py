@@ -417,7 +417,7 @@ def inspect_gates_cmd(
     from hsafeat.pipeline import inspect_gates
 
     summary, stats = run_with_progress(source, lambda progress, estimated: inspect_gates(
-        source, output, embedder, progress=progress, workers=n_workers), estimated=estimated)
+        source, output, embedder, progress=progress, workers=n_workers, overwrite=overwrite), estimated=estimated)
     render_table(stats, embedder.weights.name)
     if plot is not None:
         try:

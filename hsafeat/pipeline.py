@@ -182,12 +182,16 @@ def _gate_rows(chunk: list[InputRow], r: Embedded, sources: list[str], schema: p
 
 def inspect_gates(
     source: InputSource, output: Path | None, embedder: Embedder, chunk_size: int = 1024,
-    progress: Progress | None = None, workers: int = 0,
+    progress: Progress | None = None, workers: int = 0, overwrite: bool = False,
 ) -> tuple[RunSummary, dict]:
     """Long format, one row per (input row, source): gate probabilities and chosen projector for
     levels (null for motif), mean SAF expert weights for every source; written through the same
     atomic sink as embeddings (hsafeat.output). Returns the summary and the aggregate statistics
-    (per-level Graph-Mamba share, expert usage per source)."""
+    (per-level Graph-Mamba share, expert usage per source). The output follows embed_file's rules:
+    never the input, an existing file replaced only with overwrite=True."""
+    if output is not None:
+        output = Path(output)
+        check_destinations(source.path, {"output": output}, overwrite, overwrite_hint="pass overwrite=True")
     c = embedder.weights.config
     sources = gate_source_names(c.n_levels)
     start = time.perf_counter()

@@ -215,6 +215,26 @@ def test_embed_file_needs_overwrite_to_replace_a_file(tiny_weights: Path, assays
     assert tmp_leftovers(assays.parent) == []
 
 
+def test_inspect_gates_api_follows_the_same_rules(tiny_weights: Path, assays: Path) -> None:
+    from hsafeat.engine import Embedder
+    from hsafeat.io import open_input
+    from hsafeat.output_paths import DestinationError
+    from hsafeat.pipeline import inspect_gates
+
+    embedder = Embedder(str(tiny_weights), device="cpu")
+    before = digest(assays)
+    with pytest.raises(DestinationError, match="is the input file"):
+        inspect_gates(open_input(str(assays)), assays, embedder, overwrite=True)
+    assert digest(assays) == before
+    out = assays.with_name("gates.parquet")
+    out.write_bytes(b"an earlier result")
+    with pytest.raises(DestinationError, match="overwrite=True"):
+        inspect_gates(open_input(str(assays)), out, embedder)
+    assert out.read_bytes() == b"an earlier result"
+    summary, _ = inspect_gates(open_input(str(assays)), out, embedder, overwrite=True)
+    assert summary.n_rows == 3
+
+
 # ------------------------------------------------------------------------------ engine options are not ignored
 
 
