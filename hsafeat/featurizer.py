@@ -81,9 +81,14 @@ class HSAFeaturizer(TransformerMixin, BaseEstimator):
 
     def transform_with_mask(self, X: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """(n x D float32 with NaN rows for invalid SMILES, n bool valid mask): invalid SMILES never raise."""
+        from hsafeat.workers import share_cores, torch_threads_restored
+
         smiles = _as_smiles(X)
         columns = self._columns()  # before the work: a wrong name fails at once
-        result = self._get_embedder().embed(smiles)
+        embedder = self._get_embedder()
+        with torch_threads_restored():  # the caller keeps their torch thread count
+            share_cores(0, embedder.device.type)  # featurized here, so encoded as `hsafeat embed --workers 0` does
+            result = embedder.embed(smiles)
         out = np.concatenate([result.embeddings[c] for c in columns], axis=1)
         return out.astype(np.float32, copy=False), result.valid
 

@@ -105,3 +105,17 @@ def test_unknown_column_set_after_fit_fails_as_at_fit(featurizer):
         featurizer.fit(SMILES)
     assert str(at_transform.value) == str(at_fit.value)
 
+
+def test_transform_encodes_on_one_thread_with_the_same_bytes(tiny_weights, encoder_threads, caller_threads):
+    """Featurized in the caller's process, so encoded like `hsafeat embed --workers 0`: on one
+    torch thread (two spin against each other beside a busy process), with the bytes of two
+    threads, and the caller's thread count back afterwards."""
+    import torch
+
+    from hsafeat.engine import Embedder
+
+    X = HSAFeaturizer(columns=("fused",), weights=str(tiny_weights), device="cpu").fit_transform(SMILES)
+    assert encoder_threads and set(encoder_threads) == {1}
+    assert torch.get_num_threads() == caller_threads
+    torch.set_num_threads(2)
+    assert X.tobytes() == Embedder(str(tiny_weights)).embed(SMILES).embeddings["fused"].tobytes()
