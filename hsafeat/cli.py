@@ -93,7 +93,8 @@ def resolve_workers(workers: int | None, estimated_rows: int | None, encode_in_w
 def plan_workers(source, workers: int | None, encode_in_workers: bool = False) -> tuple[int | None, int]:  # noqa: ANN001
     """(estimated rows, worker processes); when there are any, their fork server starts now,
     importing RDKit while this process imports torch and loads the weights. A small input left to
-    the default runs on one torch thread (SMALL_INPUT_ATOMS, or SMALL_INPUT_ROWS where atoms are not counted)."""
+    the default runs in this process (SMALL_INPUT_ATOMS, or SMALL_INPUT_ROWS where atoms are not
+    counted), a CPU encoder on one torch thread (workers.share_cores)."""
     from hsafeat.input_size import estimate_heavy_atoms
     from hsafeat.io import estimate_rows
     from hsafeat.workers import prestart
@@ -106,10 +107,6 @@ def plan_workers(source, workers: int | None, encode_in_workers: bool = False) -
     n_workers = resolve_workers(workers, estimated, encode_in_workers, atoms)
     if n_workers > 0:
         prestart(encoders=encode_in_workers)
-    elif workers is None:
-        import torch
-
-        torch.set_num_threads(1)
     return estimated, n_workers
 
 

@@ -2,7 +2,7 @@
 
     >>> from hsafeat import HSAFeaturizer
     >>> X = HSAFeaturizer().fit_transform(["CCO", "c1ccccc1"])   # the weights' recommended column
-    >>> X = HSAFeaturizer(columns=("fused",)).fit_transform(["CCO", "c1ccccc1"])   # (2, 256) float32
+    >>> X = HSAFeaturizer(columns="fused").fit_transform(["CCO", "c1ccccc1"])   # (2, 256) float32
 
 Invalid SMILES never shift rows: on_invalid="raise" (default) stops with the offending indices,
 on_invalid="nan" returns NaN rows in place (drop them with the mask from transform_with_mask).
@@ -25,7 +25,7 @@ class InvalidSmilesError(ValueError):
 
 class HSAFeaturizer(TransformerMixin, BaseEstimator):
     def __init__(
-        self, columns: Sequence[str] | None = None, weights: str | None = None, device: str = "auto",
+        self, columns: str | Sequence[str] | None = None, weights: str | None = None, device: str = "auto",
         batch_size: int = 128, on_invalid: str = "raise", desc_units: str = "standard",
     ) -> None:
         self.columns = columns
@@ -57,16 +57,19 @@ class HSAFeaturizer(TransformerMixin, BaseEstimator):
             self._embedder = Embedder(self.weights, device=self.device, batch_size=self.batch_size,
                                       desc_units=self.desc_units)
             self._embedder_key = key
-            unknown = [c for c in self._columns() if c not in self._embedder.dims]
-            if unknown:
-                raise ValueError(f"unknown columns {unknown}; available: {list(self._embedder.dims)}")
         return self._embedder
 
     def _columns(self) -> list[str]:
-        """The columns asked for, or (columns=None) the one the weights recommend."""
+        """The columns asked for (one name or several), or (columns=None) the one the weights
+        recommend. Checked on every call: set_params can change them after fit."""
+        embedder = self._get_embedder()
         if self.columns is None:
-            return [self._get_embedder().weights.recommended_column]
-        return list(self.columns)
+            return [embedder.weights.recommended_column]
+        columns = [self.columns] if isinstance(self.columns, str) else list(self.columns)
+        unknown = [c for c in columns if c not in embedder.dims]
+        if unknown:
+            raise ValueError(f"unknown columns {unknown}; available: {list(embedder.dims)}")
+        return columns
 
     def fit(self, X: Iterable[str], y: Any = None) -> HSAFeaturizer:
         if self.on_invalid not in ON_INVALID:
@@ -77,10 +80,16 @@ class HSAFeaturizer(TransformerMixin, BaseEstimator):
         return self
 
     def transform_with_mask(self, X: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(n x D float32 with NaN rows for invalid SMILES, n bool valid mask), never raising."""
+        """(n x D float32 with NaN rows for invalid SMILES, n bool valid mask): invalid SMILES never raise."""
+        from hsafeat.workers import share_cores, torch_threads_restored
+
         smiles = _as_smiles(X)
-        result = self._get_embedder().embed(smiles)
-        out = np.concatenate([result.embeddings[c] for c in self._columns()], axis=1)
+        columns = self._columns()  # before the work: a wrong name fails at once
+        embedder = self._get_embedder()
+        with torch_threads_restored():  # the caller keeps their torch thread count
+            share_cores(0, embedder.device.type)  # featurized here, so encoded as `hsafeat embed --workers 0` does
+            result = embedder.embed(smiles)
+        out = np.concatenate([result.embeddings[c] for c in columns], axis=1)
         return out.astype(np.float32, copy=False), result.valid
 
     def transform(self, X: Iterable[str]) -> np.ndarray:

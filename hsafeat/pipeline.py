@@ -79,7 +79,7 @@ def _chunk_rows(chunk: list[InputRow], result: Embedded) -> dict:
 
 def _featurized(source: InputSource, embedder: Embedder, chunk_size: int, workers: int, skip: int = 0):  # noqa: ANN202
     w = embedder.weights
-    share_cores(workers)
+    share_cores(workers, embedder.device.type)
     return featurized_chunks(source.iter_chunks(chunk_size, skip), embedder.vocab, w.max_atoms, workers,
                              w.config.token_len)
 
@@ -202,6 +202,7 @@ def inspect_gates(
     meta = {"schema": GATES_SCHEMA_VERSION, "hsafeat": hsafeat.__version__,
             "weights": {"name": embedder.weights.name, "sha256": embedder.weights.sha256}, "input": source.name}
     with contextlib.ExitStack() as stack:
+        stack.enter_context(torch_threads_restored())  # the run sets torch's threads (share_cores); the caller keeps theirs
         sink = stack.enter_context(ParquetSink(output, {}, meta, schema=schema)) if output is not None else None
         for chunk, feats in _featurized(source, embedder, chunk_size, workers):
             r = embedder.embed_featurized(feats)

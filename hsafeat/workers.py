@@ -173,14 +173,20 @@ def default_workers() -> int:
     return max(1, cores.available_cores() // 2)
 
 
-def share_cores(workers: int) -> None:
+def share_cores(workers: int, device: str = "cpu") -> None:
     """Give torch the cores the workers leave: oversubscribed threads spin against the worker
-    (measured on 2 cores, 1 worker: 345 mol/s with 2 torch threads, 540 with 1)."""
+    (measured on 2 cores, 1 worker: 345 mol/s with 2 torch threads, 540 with 1). With no workers
+    this process featurizes too, and a CPU encoder runs on one thread: with two OpenMP threads
+    every small op waits for the slower core, so a busy neighbour process stretched 700 drug
+    molecules from 2.6 to 29.9 s (`hsafeat embed --workers 0`). `device`: the encoder's device
+    type; a GPU encoder keeps the caller's count, capped at the cores."""
     import torch
 
     available = cores.available_cores()
     if workers > 0:
         torch.set_num_threads(max(1, available - workers))
+    elif device == "cpu":
+        torch.set_num_threads(1)
     elif torch.get_num_threads() > available:  # torch counts the machine's cores, not a quota's
         torch.set_num_threads(available)
 

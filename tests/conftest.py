@@ -2,6 +2,7 @@
 in seconds and never depend on the released weights (those get their own tests)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,32 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("weights") / "tiny-test"
     save_weights(out, tiny_model(), TEST_VOCAB, 500, {"note": "random test weights, not pretrained"})
     return out
+
+
+@pytest.fixture
+def encoder_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """torch's thread count at each encoder call (Embedder.embed_featurized), appended as they happen."""
+    from hsafeat.engine import Embedder
+
+    seen: list[int] = []
+    encode = Embedder.embed_featurized
+
+    def recording(self: Embedder, feats):  # noqa: ANN001, ANN202
+        seen.append(torch.get_num_threads())
+        return encode(self, feats)
+
+    monkeypatch.setattr(Embedder, "embed_featurized", recording)
+    return seen
+
+
+@pytest.fixture
+def caller_threads() -> Iterator[int]:
+    """The caller's own torch thread count for the test (neither 1 nor what share_cores would
+    pick), torch's previous count restored afterwards."""
+    from hsafeat import cores
+
+    before = torch.get_num_threads()
+    chosen = cores.available_cores() + 1
+    torch.set_num_threads(chosen)
+    yield chosen
+    torch.set_num_threads(before)

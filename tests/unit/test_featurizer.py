@@ -87,3 +87,35 @@ def test_pooled_is_fused_then_level_sums(tiny_weights):
     fused = HSAFeaturizer(columns=("fused",), weights=str(tiny_weights)).fit_transform(SMILES)
     assert pooled.shape == (len(SMILES), 2 * config.d_out + config.n_levels * config.d_model)
     np.testing.assert_array_equal(pooled[:, :2 * config.d_out], fused)
+
+
+def test_one_column_by_name(tiny_weights):
+    one = HSAFeaturizer(columns="fused", weights=str(tiny_weights))
+    X = one.fit_transform(SMILES)
+    np.testing.assert_array_equal(X, HSAFeaturizer(columns=("fused",), weights=str(tiny_weights)).fit_transform(SMILES))
+    assert one.get_feature_names_out()[0] == "fused_000"
+
+
+def test_unknown_column_set_after_fit_fails_as_at_fit(featurizer):
+    featurizer.fit(SMILES)
+    featurizer.set_params(columns=("bogus",))
+    with pytest.raises(ValueError, match=r"unknown columns \['bogus'\]; available: \[.*'fused'") as at_transform:
+        featurizer.transform(SMILES)
+    with pytest.raises(ValueError) as at_fit:
+        featurizer.fit(SMILES)
+    assert str(at_transform.value) == str(at_fit.value)
+
+
+def test_transform_encodes_on_one_thread_with_the_same_bytes(tiny_weights, encoder_threads, caller_threads):
+    """Featurized in the caller's process, so encoded like `hsafeat embed --workers 0`: on one
+    torch thread (two spin against each other beside a busy process), with the bytes of two
+    threads, and the caller's thread count back afterwards."""
+    import torch
+
+    from hsafeat.engine import Embedder
+
+    X = HSAFeaturizer(columns=("fused",), weights=str(tiny_weights), device="cpu").fit_transform(SMILES)
+    assert encoder_threads and set(encoder_threads) == {1}
+    assert torch.get_num_threads() == caller_threads
+    torch.set_num_threads(2)
+    assert X.tobytes() == Embedder(str(tiny_weights)).embed(SMILES).embeddings["fused"].tobytes()

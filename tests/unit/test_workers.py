@@ -116,7 +116,30 @@ def test_share_cores_counts_the_cores_this_process_may_use(monkeypatch: pytest.M
         assert torch.get_num_threads() == 2   # the cores the worker leaves
         torch.set_num_threads(16)
         workers.share_cores(0)
-        assert torch.get_num_threads() == 3   # capped: torch's default counts the machine
-        torch.set_num_threads(1)
-        workers.share_cores(0)
-        assert torch.get_num_threads() == 1   # a lower count chosen by the caller stays
+        assert torch.get_num_threads() == 1   # no workers: this process featurizes, the encoder gets one thread
+        torch.set_num_threads(16)
+        workers.share_cores(0, "cuda")
+        assert torch.get_num_threads() == 3   # a GPU encoder: capped, torch's default counts the machine
+        torch.set_num_threads(2)
+        workers.share_cores(0, "cuda")
+        assert torch.get_num_threads() == 2   # a lower count chosen by the caller stays
+
+
+@pytest.mark.parametrize("run", ["embed_file", "inspect_gates"])
+def test_runs_without_workers_encode_on_one_thread(run: str, tiny_weights: Path, tmp_path: Path,
+                                                   encoder_threads: list[int], caller_threads: int) -> None:
+    """Featurizing in this process, the CPU encoder runs on one torch thread as in the CLI's
+    default for small inputs; the caller's thread count comes back afterwards."""
+    import torch
+
+    from hsafeat import pipeline
+    from hsafeat.engine import Embedder
+    from hsafeat.io import open_input
+
+    embedder = Embedder(str(tiny_weights))
+    if run == "embed_file":
+        pipeline.embed_file(open_input(str(DRUGS)), tmp_path / "out.parquet", embedder, workers=0)
+    else:
+        pipeline.inspect_gates(open_input(str(DRUGS)), None, embedder, workers=0)
+    assert encoder_threads and set(encoder_threads) == {1}
+    assert torch.get_num_threads() == caller_threads
