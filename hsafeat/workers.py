@@ -177,8 +177,8 @@ def share_cores(workers: int, device: str = "cpu") -> None:
     """Give torch the cores the workers leave: oversubscribed threads spin against the worker
     (measured on 2 cores, 1 worker: 345 mol/s with 2 torch threads, 540 with 1). With no workers
     this process featurizes too, and a CPU encoder runs on one thread: with two OpenMP threads
-    every small op waits for the slower core, so a busy neighbour process stretched 700 drug
-    molecules from 2.6 to 29.9 s (`hsafeat embed --workers 0`). `device`: the encoder's device
+    every small op waits for the slower core (beside one busy process, `hsafeat embed --workers 0`
+    of 700 molecules took 4.5 s on two threads, 3.3 s on one). `device`: the encoder's device
     type; a GPU encoder keeps the caller's count, capped at the cores."""
     import torch
 
