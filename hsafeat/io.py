@@ -1,5 +1,9 @@
 """Streaming molecule input (.smi/.csv/.tsv/.parquet, optionally gzipped, or stdin).
-The output side lives in hsafeat.output."""
+
+Regular files are opened by name as often as needed (column check, row estimate, resume hash).
+Stdin and other streams (a FIFO, /dev/stdin, a shell's <(...)) hold their bytes once: they are
+opened once, their format is sniffed from the first bytes, which are then read again as the
+start of the stream, and they are hashed as they pass. The output side lives in hsafeat.output."""
 
 from __future__ import annotations
 
