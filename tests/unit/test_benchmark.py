@@ -170,20 +170,30 @@ def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+BENCH_ARGV = ["hsafeat", "benchmark", "--dataset", "logp=tiny.csv:smiles:logp:rmse", "--out-dir", "my out"]
+
+
 @pytest.fixture(scope="module")
 def bench_run(tiny_csv: Path, tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
-    out = tmp_path_factory.mktemp("bench-out")
-    result = invoke(["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", "--dataset",
-                     f"polar={tiny_csv}:smiles:polar:auroc", "--baselines", "ecfp,ecfp+desc,desc", "--heads", "linear",
-                     "--seeds", "0", "--out-dir", out], tiny_weights)
+    out = tmp_path_factory.mktemp("bench-out") / "new" / "folder"  # made by the run
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", BENCH_ARGV)  # what benchmark.json records as the command line
+        result = invoke(["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", "--dataset",
+                         f"polar={tiny_csv}:smiles:polar:auroc", "--baselines", "ecfp,ecfp+desc,desc", "--heads", "linear",
+                         "--seeds", "0", "--out-dir", out], tiny_weights)
     return result, out
 
 
 def test_cli_writes_table_json_and_plot(bench_run: tuple) -> None:
     result, out = bench_run
     assert_ok(result)
-    assert "| logp (n=61) | rmse" in result.stdout and "| polar (n=61) | auroc" in result.stdout
-    assert result.stderr.count("n=61:") == 2  # one summary line per dataset
+    # the one unreadable row (C1CC) is scored as zeros, as the reference protocol does, and said so
+    assert "| logp (n=61, 1 unreadable (zero rows)) | rmse" in result.stdout
+    assert "| polar (n=61, 1 unreadable (zero rows)) | auroc" in result.stdout
+    assert result.stderr.count("n=61, 1 unreadable:") == 2  # one summary line per dataset
+    warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("hsafeat: warning:")]
+    assert len(warnings) == 2 and all("1 of 61 SMILES cannot be read (first: row 61, 'C1CC')" in w for w in warnings)
+    assert sorted(p.name for p in out.iterdir()) == ["benchmark.json", "benchmark.md", "benchmark.png"]  # no temp files
     rows = [ln for ln in (out / "benchmark.md").read_text().splitlines() if ln.startswith(("| logp", "| polar"))]
     for row in rows:  # the best value of each row is bold (all of them on a tie), and only it
         cells = row.strip("|").split("|")[2:]
@@ -199,12 +209,38 @@ def test_cli_writes_table_json_and_plot(bench_run: tuple) -> None:
     assert dims["ecfp"] == 2048 and dims["fused+motif"] == dims["fused"] + dims["motif"] == 48 and dims["all_levels"] == 96
     for name, d in data["datasets"].items():
         assert d["n"] == 61 and d["n_invalid_hsafeat"] == 1
+        assert d["n_unreadable"] == 1 and d["unreadable_rows"] == [61]
         for f in expected:
             r = d["results"][f]
+            assert r["n_zero_rows"] == 1  # every featurizer, baselines included, counts its zero rows
             assert [run["seed"] for run in r["runs"]] == [0] and r["best_head"] == "linear"
             assert r["best"] == r["heads"]["linear"] == r["runs"][0]["linear"]
             assert (0.0 <= r["best"] <= 1.0) if name == "polar" else r["best"] > 0
     assert (out / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_json_says_what_was_measured(bench_run: tuple, tiny_csv: Path) -> None:
+    import hashlib
+
+    import rdkit
+    import sklearn
+
+    import hsafeat
+
+    _, out = bench_run
+    data = json.loads((out / "benchmark.json").read_text())
+    assert data["versions"]["hsafeat"] == hsafeat.__version__
+    assert data["versions"]["scikit-learn"] == sklearn.__version__ and data["versions"]["rdkit"] == rdkit.__version__
+    assert data["command"] == "hsafeat benchmark --dataset logp=tiny.csv:smiles:logp:rmse --out-dir 'my out'"
+    digest = hashlib.sha256(tiny_csv.read_bytes()).hexdigest()
+    smiles = DRUGS + ["C1CC"]
+    train, valid, test = scaffold_split(smiles, 0)
+    for name in ("logp", "polar"):
+        d = data["datasets"][name]
+        assert d["sha256"] == digest and d["n"] == 61 and d["n_labelled"] == {name: 61}
+        assert d["splits"] == [{"seed": 0, "train": len(train), "valid": len(valid), "test": len(test),
+                                "labelled": {name: [len(train), len(valid), len(test)]}}]
+        assert d["skipped"] == []
 
 
 def test_cli_baselines_only_needs_no_weights(tiny_csv: Path, tmp_path: Path) -> None:
@@ -251,6 +287,146 @@ def test_cli_minimol_baseline(tiny_csv: Path, tmp_path: Path) -> None:
 def test_cli_usage_errors(args: list[str], fragment: str, tiny_csv: Path, tiny_weights: Path) -> None:
     args = [a.replace("{csv}", f"t={tiny_csv}") for a in args]
     assert_one_line_error(invoke(["benchmark", *args], tiny_weights), 2, fragment)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    return path
+
+
+BASELINE_ONLY = ["--columns", "none", "--baselines", "ecfp", "--heads", "linear", "--seeds", "0"]
+
+
+def test_cli_refuses_a_dataset_without_readable_smiles(tmp_path: Path) -> None:
+    """All-unreadable SMILES used to score AUROC 0.5000 for every featurizer, exit 0, no warning."""
+    bad = write_csv(tmp_path / "bad.csv", ["smiles", "y"], [[f"not a smiles {i}", i % 2] for i in range(40)])
+    result = invoke(["benchmark", "--dataset", f"junk={bad}:smiles:y:auroc", *BASELINE_ONLY, "--out-dir", tmp_path / "out"])
+    assert_one_line_error(result, 2, "dataset 'junk'", "none of its 40 SMILES", "'smiles'")
+    assert not (tmp_path / "out").exists()
+    empty = write_csv(tmp_path / "empty.csv", ["smiles", "y"], [])
+    assert_one_line_error(invoke(["benchmark", "--dataset", f"e={empty}:smiles:y:rmse", *BASELINE_ONLY]), 2,
+                          "dataset 'e'", "no data rows")
+
+
+def test_cli_counts_unreadable_smiles_per_featurizer(tmp_path: Path) -> None:
+    """An empty cell has no atoms: unreadable, a zero row for ECFP, but RDKit descriptors of an empty
+    molecule are not all zero, so the desc cell shows its own count."""
+    rows = [[s, f"{Descriptors.MolLogP(Chem.MolFromSmiles(s)):.3f}"] for s in DRUGS] + [["xyz", "1.0"], ["", "2.0"]]
+    path = write_csv(tmp_path / "some.csv", ["smiles", "logp"], rows)
+    result = invoke(["benchmark", "--dataset", f"s={path}:smiles:logp:rmse", *BASELINE_ONLY, "--baselines", "ecfp,desc",
+                     "--out-dir", tmp_path])
+    assert_ok(result)
+    row = next(ln for ln in result.stdout.splitlines() if ln.startswith("| s "))
+    assert row.startswith("| s (n=62, 2 unreadable (zero rows)) | rmse")
+    ecfp, desc = row.strip("|").split("|")[2:]
+    assert "zero rows" not in ecfp and desc.strip().endswith("(1 zero rows)")
+    warning = [ln for ln in result.stderr.splitlines() if ln.startswith("hsafeat: warning:")]
+    assert warning == ["hsafeat: warning: s: 2 of 62 SMILES cannot be read (first: row 61, 'xyz'); each featurizer scores "
+                       "them as rows of zeros, as the reference protocol does"]
+    d = json.loads((tmp_path / "benchmark.json").read_text())["datasets"]["s"]
+    assert d["n_unreadable"] == 2 and d["unreadable_rows"] == [61, 62]
+    assert {f: r["n_zero_rows"] for f, r in d["results"].items()} == {"ecfp": 2, "desc": 1}
+
+
+@pytest.fixture(scope="module")
+def label_csvs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Datasets whose labels do not fit the metric."""
+    folder = tmp_path_factory.mktemp("labels")
+    logp = [f"{Descriptors.MolLogP(Chem.MolFromSmiles(s)):.3f}" for s in DRUGS]
+    rows = [[s, lp, "yes" if i % 2 else "no", i % 2, i % 3, 1, "NA" if i % 7 == 0 else i % 2, "" if i % 5 else "n/a"]
+            for i, (s, lp) in enumerate(zip(DRUGS, logp))]
+    write_csv(folder / "labels.csv", ["smiles", "logp", "word", "cls", "three", "one", "gappy", "mixed"], rows)
+    return folder / "labels.csv"
+
+
+@pytest.mark.parametrize("spec, fragments", [
+    ("logp:auroc", ["auroc needs labels 0 and 1", "column 'logp'"]),          # used to fail after featurizing, exit 1
+    ("three:auroc", ["auroc needs labels 0 and 1", "column 'three'", "has 2"]),
+    ("one:auroc", ["auroc needs both classes", "column 'one'", "only 1"]),
+    ("word:rmse", ["column 'word' must hold numbers", "data row 1 has 'no'"]),  # used to be all NaN: n/a, exit 0
+    ("cls,word:auroc", ["column 'word'", "'no'"]),
+    ("mixed:rmse", ["column 'mixed' has no labels"]),
+])
+def test_cli_refuses_labels_that_do_not_fit_the_metric(spec: str, fragments: list[str], label_csvs: Path) -> None:
+    result = invoke(["benchmark", "--dataset", f"d={label_csvs}:smiles:{spec}", *BASELINE_ONLY])
+    assert_one_line_error(result, 2, "dataset 'd'", *fragments)
+
+
+def test_label_cells(tmp_path: Path) -> None:
+    """Missing cells (as pandas reads them, the reference protocol's parser) are NaN; any other cell
+    that is not a finite number is refused, where it used to become NaN silently."""
+    from hsafeat.benchmark import load_dataset
+
+    missing = ["", "NA", "N/A", "nan", "NAN", "null", "None", " "]
+    path = write_csv(tmp_path / "m.csv", ["smiles", "y"], [["CCO", m] for m in missing] + [["CCO", " 1.5 "], ["CCO", "-2e-3"]])
+    _, labels = load_dataset(Dataset("m", path, "smiles", ("y",), "rmse"))
+    assert labels.shape == (10, 1) and np.isnan(labels[:8, 0]).all() and labels[8:, 0].tolist() == [1.5, -0.002]
+    for bad in ("inf", "-Infinity", "active", "1,5", "<10"):
+        write_csv(path, ["smiles", "y"], [["CCO", "1"], ["CCO", bad]])
+        with pytest.raises(BenchmarkError, match=f"label column 'y' must hold numbers; data row 2 has '{bad}'"):
+            load_dataset(Dataset("m", path, "smiles", ("y",), "rmse"))
+
+
+def test_missing_labels_are_left_out_not_refused(label_csvs: Path, tmp_path: Path) -> None:
+    result = invoke(["benchmark", "--dataset", f"g={label_csvs}:smiles:gappy:auroc", *BASELINE_ONLY, "--out-dir", tmp_path])
+    assert_ok(result)
+    d = json.loads((tmp_path / "benchmark.json").read_text())["datasets"]["g"]
+    assert d["n"] == 60 and d["n_labelled"] == {"gappy": 60 - len(range(0, 60, 7))}
+
+
+def test_cli_says_why_a_dataset_too_small_to_split_has_no_score(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "six.csv", ["smiles", "y"], [[s, i * 0.5] for i, s in enumerate(DRUGS[:6])])
+    result = invoke(["benchmark", "--dataset", f"six={path}:smiles:y:rmse", *BASELINE_ONLY, "--out-dir", tmp_path / "o"])
+    assert_ok(result)
+    assert "| six (n=6) | rmse ↓ | n/a |" in result.stdout
+    assert "- six: no run could be scored (seed 0, task y: the valid part is empty" in result.stdout
+    assert "hsafeat: warning: six: 1 of 1 seed/task runs cannot be scored" in result.stderr
+    assert "the valid part is empty" in (tmp_path / "o" / "benchmark.md").read_text()
+    d = json.loads((tmp_path / "o" / "benchmark.json").read_text())["datasets"]["six"]
+    assert [s["task"] for s in d["skipped"]] == ["y"] and "valid part is empty" in d["skipped"][0]["reason"]
+
+
+def test_cli_refuses_a_repeated_dataset_name(tiny_csv: Path, label_csvs: Path) -> None:
+    result = invoke(["benchmark", "--dataset", f"x={tiny_csv}:smiles:logp:rmse", "--dataset", f"x={label_csvs}:smiles:cls:auroc",
+                     *BASELINE_ONLY])
+    assert_one_line_error(result, 2, "dataset name 'x' is given twice")
+
+
+def test_cli_never_overwrites_without_overwrite(tiny_csv: Path, tmp_path: Path) -> None:
+    args = ["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", *BASELINE_ONLY, "--out-dir", tmp_path]
+    for name in ("benchmark.md", "benchmark.json", "benchmark.png"):  # any one of them is refused, before any work
+        (tmp_path / name).write_text("mine")
+        assert_one_line_error(invoke(args), 2, f"{tmp_path / name} already exists", "--overwrite")
+        assert (tmp_path / name).read_text() == "mine"
+        (tmp_path / name).unlink()
+    (tmp_path / "benchmark.md").write_text("mine")
+    assert_ok(invoke([*args, "--overwrite"]))
+    assert (tmp_path / "benchmark.md").read_text().startswith("# hsafeat benchmark")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark.json", "benchmark.md", "benchmark.png"]
+
+
+def test_cli_refuses_a_dataset_file_as_output(tmp_path: Path) -> None:
+    rows = [[s, f"{Descriptors.MolLogP(Chem.MolFromSmiles(s)):.3f}"] for s in DRUGS]
+    path = write_csv(tmp_path / "benchmark.md", ["smiles", "logp"], rows)
+    result = invoke(["benchmark", "--dataset", f"x={path}:smiles:logp:rmse", *BASELINE_ONLY, "--out-dir", tmp_path,
+                     "--overwrite"])
+    assert_one_line_error(result, 2, "is the input file")
+
+
+def test_cli_checks_out_dir_before_any_work(tiny_csv: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    """An --out-dir that cannot be made used to fail after all the scoring, exit 1."""
+    (tmp_path / "file").write_text("")
+    args = ["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", *BASELINE_ONLY]
+    assert_one_line_error(invoke([*args, "--out-dir", tmp_path / "file" / "sub"]), 2, "is not a directory")
+    if Path("/proc/self").is_dir():  # a folder nobody can make files in, even root
+        assert_one_line_error(invoke([*args, "--out-dir", "/proc/bench"]), 2, "--out-dir /proc/bench cannot be created")
+    # a run that stops after making --out-dir takes the new folders back
+    new = tmp_path / "a" / "b"
+    result = invoke(["benchmark", "--dataset", f"logp={tiny_csv}:smiles:logp:rmse", "--columns", "level_99", "--out-dir", new],
+                    tiny_weights)
+    assert_one_line_error(result, 2, "unknown featurizer 'level_99'")
+    assert not (tmp_path / "a").exists()
 
 
 def test_plot_of_one_featurizer_shows_its_scores(bench_run: tuple, tmp_path: Path, monkeypatch) -> None:
