@@ -249,26 +249,25 @@ def pretrain(
     threads: Annotated[int, typer.Option(min=1, help="torch threads (part of the recipe: float sums can differ with the count).")] = 1,
     recommended_column: Annotated[str | None, typer.Option(help="The column config.json names for users (HSAFeaturizer's default; default: desc_pred with a readout, else fused).")] = None,
     smiles_branch: Annotated[bool, typer.Option(help="DMCA's SMILES branch: graph tokens cross-attend to a transformer over the canonical SMILES, through a gate that starts at 0 (a variant, off by default; also with --init-from).")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run whose checkpoint is in --workdir (same options).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run whose checkpoint is in --workdir (same options; with none there, start it).")] = False,
     stop_after: Annotated[int | None, typer.Option(min=0, help="Checkpoint and stop after this many steps in all (stage steps, then readout epochs); --resume continues. Not part of the release's command: the release is the same.")] = None,
 ) -> None:
     """Make a whole release: stages A (GNN), B (HAP + motif + SAF), C (end to end), then the desc_pred readout; card.json is written by code."""
     given = dict(locals())
+    import signal
+
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from hsafeat.pretrain.options import PretrainOptions
+    from hsafeat.pretrain.run import RunInterrupted
     from hsafeat.pretrain.run import pretrain as run_pretrain
     from hsafeat.weights import WeightsError
 
     opts = PretrainOptions(**{k: v for k, v in given.items() if k not in ("resume", "stop_after")})
     torch.set_num_threads(threads)
-    if not corpus.is_file():
-        fail(f"corpus not found: {corpus}", 2)
-    if (out / "model.safetensors").exists():
-        fail(f"{out} already holds weights; releases are immutable, choose a new name", 2)
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "train.log"
+    signal.signal(signal.SIGTERM, _terminate)  # as Ctrl-C; the stages and the readout fit checkpoint first (run.py)
+    log_path = workdir / "train.log"  # the run checks its options and outputs before it makes the workdir
 
     with Progress(TextColumn("stage {task.fields[stage]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
@@ -291,10 +290,13 @@ def pretrain(
             digest = run_pretrain(opts, resume, stop_after, progress, log)
         except (ValueError, WeightsError) as err:
             fail(str(err), 2)
-    if digest is None:
-        typer.echo(f"stopped after {stop_after} steps; the same command with --resume continues")
-        return
-    typer.echo(f"wrote {out} (sha256 {digest})")
+        except RunInterrupted as err:
+            fail(str(err), EXIT_INTERRUPTED)
+        except KeyboardInterrupt:  # before the stages (featurizing) or at a second Ctrl-C
+            fail(f"interrupted; the same command with --resume continues from the last checkpoint in {workdir}",
+                 EXIT_INTERRUPTED)
+    if digest is not None:  # None: --stop-after stopped it, and the run said so
+        typer.echo(f"wrote {out} (sha256 {digest})")
 
 
 @app.command()

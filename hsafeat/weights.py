@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from hsafeat.chem.features import feature_spec
 from hsafeat.chem.fragments import vocabulary_index
@@ -192,8 +192,21 @@ def save_release(
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
+    try:
+        digest = _write_release(staging, out_dir, model, fragment_vocab, max_atoms, card, sidecars, recommended)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # no half-written release is left behind, hidden or not
+        raise
+    return digest
+
+
+def _write_release(staging: Path, out_dir: Path, model: HSAEncoder, fragment_vocab: list[str], max_atoms: int,
+                   card: dict, sidecars: dict[str, dict] | None, recommended: str | None) -> str:
+    """save_release's files, written into `staging` and renamed to out_dir."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(staging / "model.safetensors"))
+    # the bytes save_file writes, but created like the other files (0644 under the usual umask;
+    # save_file makes the file 0600)
+    (staging / "model.safetensors").write_bytes(save(state))
     config = {
         "format_version": FORMAT_VERSION,
         "encoder": model.config.to_dict(),

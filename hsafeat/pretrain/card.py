@@ -99,13 +99,22 @@ def desc_targets(command: str, corpus_file: str, data: Corpus) -> dict:
     }
 
 
+def corpus_subset(opts: PretrainOptions, corpus_lines: int | None) -> str:
+    """The card's corpus.subset: which lines of the corpus were featurized (corpus.read_smiles)."""
+    if not opts.n_molecules:
+        return "every line"
+    if corpus_lines is not None and opts.n_molecules > corpus_lines:  # read_smiles then keeps them all
+        return f"all {corpus_lines} lines (--n-molecules asked for {opts.n_molecules})"
+    return f"seeded random subset (seed {opts.seed}) of {opts.n_molecules} lines, in file order"
+
+
 def build_card(opts: PretrainOptions, data: Corpus, model_config: dict, run: dict, init: dict | None,
-               final_losses: dict, readout: dict | None, wall_time_s: float) -> dict:
+               final_losses: dict, readout: dict | None, wall_time_s: float, corpus_lines: int | None = None) -> dict:
     """Everything but name, files and sha256, which save_release adds. run: the run's start
-    record (git state, and the commits of later sittings that differ from it)."""
+    record (git state, and the commits of later sittings that differ from it). corpus_lines: the
+    molecule lines the corpus has (corpus.read_corpus_lines), where known."""
     train, readout_config = opts.train_config(), opts.readout_config()
-    subset = (f"seeded random subset (seed {opts.seed}) of {opts.n_molecules} lines, in file order"
-              if opts.n_molecules else "every line")
+    subset = corpus_subset(opts, corpus_lines)
     return {
         "card_format": CARD_FORMAT,
         "hsafeat_version": hsafeat.__version__,

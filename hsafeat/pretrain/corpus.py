@@ -85,6 +85,32 @@ def read_smiles(path: Path, n: int | None, seed: int) -> list[str]:
     return smiles
 
 
+def read_corpus_lines(path: Path) -> int:
+    """How many molecules read_smiles finds in the corpus (all of it: no subset)."""
+    try:
+        return len(read_smiles(path, None, 0))
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read corpus {path}: {exc}") from None
+
+
+def too_few_molecules(path: Path, n_read: int, n_parsed: int | None, need: int) -> str:
+    """The one line that refuses a corpus (or its subset) with fewer than `need` usable molecules."""
+    parsed = "" if n_parsed is None else f", {n_parsed} parsed"
+    hint = ""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt") as f:
+            header = [c.strip() for c in re.split(r"[,\s]", f.readline().strip())]
+        named = [i for i, c in enumerate(header) if "smiles" in c.lower()]
+        if named and named[0] > 0:
+            hint = f"; its header names {header[named[0]]!r} as column {named[0] + 1}: put the SMILES first"
+    except (OSError, EOFError, UnicodeDecodeError):
+        pass
+    return (f"corpus {path}: {n_read} molecule line{'s' if n_read != 1 else ''} read{parsed} (SMILES are read from the first "
+            f"field of each line, comma or whitespace separated{hint}); pretraining needs at least {need} molecules "
+            "that parse")
+
+
 def make_example(smiles: str, targets: str = "v1") -> Example | None:
     mol = parse_smiles(smiles).mol
     if mol is None:
@@ -285,14 +311,17 @@ def attach_smiles_tokens(corpus: Corpus, max_len: int, workers: int = 2) -> None
 
 def prepare(corpus: Path, out: Path, n: int | None, seed: int, vocab_size: int, workers: int = 2,
             targets: str = "v1", vocab: list[str] | None = None, recipe: dict | None = None,
-            log: Callable[[str], None] = lambda _: None) -> None:
-    """vocab: reuse a fixed fragment vocabulary (continuing from released weights); else build one."""
+            log: Callable[[str], None] = lambda _: None, min_molecules: int = 1) -> None:
+    """vocab: reuse a fixed fragment vocabulary (continuing from released weights); else build one.
+    ValueError, and no cache, when fewer than min_molecules parse."""
     smiles = read_smiles(corpus, n, seed)
     names = None
     if targets == "v3":  # the slow part first, in shards that survive a kill (mordred_targets.py)
         from hsafeat.pretrain.mordred_targets import compute_shards
         mordred_names, mordred = compute_shards(smiles, out.parent / "mordred", workers, log)
     examples = featurize_corpus(smiles, workers, targets)
+    if len(examples) < max(1, min_molecules):
+        raise ValueError(too_few_molecules(corpus, len(smiles), len(examples), max(1, min_molecules)))
     if targets == "v3":
         examples = join_columns(examples, smiles, mordred)
         names = descriptor_names(targets) + mordred_names

@@ -259,10 +259,12 @@ class Trainer:
             losses["contrast"] = t.w_contrast * nt_xent(proj[0], proj[1])
         return {**losses, **self._routing_losses(out, idx)}
 
-    def run(self, progress: Callable[[str, int, int, dict], None] | None = None, stop_after: int | None = None) -> bool:
-        """Train to the end (True), or checkpoint and stop once stop_after steps are done in all (False)."""
+    def run(self, progress: Callable[[str, int, int, dict], None] | None = None, stop_after: int | None = None,
+            stop: Callable[[], bool] | None = None) -> bool:
+        """Train to the end (True), or checkpoint and stop once stop_after steps are done in all, or
+        at the first step boundary where stop() says so (a signal: run.StopSignals) (False)."""
         while True:
-            if stop_after is not None and self.global_step >= stop_after:
+            if (stop_after is not None and self.global_step >= stop_after) or (stop is not None and stop()):
                 self.save_checkpoint()
                 return False
             total = self.steps_in(self.stage)

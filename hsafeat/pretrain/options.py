@@ -6,12 +6,14 @@ copied from sys.argv: run again, the same string makes the same release. `--resu
 which does not change its result (tests/integration/test_release_resume.py)."""
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from pathlib import Path
 
 from hsafeat.chem.smiles_tokens import VOCAB_SIZE as SMILES_VOCAB_SIZE
+from hsafeat.nn.config import EncoderConfig
 from hsafeat.pretrain.loop import TrainConfig
 from hsafeat.pretrain.readout_fit import ReadoutConfig
 
@@ -60,6 +62,30 @@ class PretrainOptions:
             if isinstance(value, Enum):
                 object.__setattr__(self, f.name, value.value)
 
+    def problems(self) -> list[str]:
+        """The option values no run can use, one line each naming the option and its rule (checked
+        before any work: an impossible value must not wait for the corpus to be featurized)."""
+        out = []
+        for name in ("lr", "lr_c", "readout_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                out.append(f"{_flag(name)} must be a learning rate > 0, got {value}")
+        for name in ("backbone_lr_scale", "w_contrast"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                out.append(f"{_flag(name)} must be a number >= 0, got {value}")
+        sizes = EncoderConfig()  # the attention layers split d_model into this many heads
+        heads = math.lcm(sizes.n_heads, sizes.smiles_heads) if self.smiles_branch else sizes.n_heads
+        if self.d_model < heads or self.d_model % heads:
+            out.append(f"--d-model must be a positive multiple of {heads} (the attention heads), got {self.d_model}")
+        if self.d_out < 1:
+            out.append(f"--d-out must be >= 1, got {self.d_out}")
+        if self.vocab_size < 1:
+            out.append(f"--vocab-size must be >= 1 (UNK included), got {self.vocab_size}")
+        if self.steps_a == self.steps_b == self.steps_c == 0 and self.readout == "none":
+            out.append("nothing to train: --steps-a, --steps-b and --steps-c are 0 and --readout is none")
+        return out
+
     def args(self) -> list[str]:
         out: list[str] = []
         for f in fields(self):
@@ -99,3 +125,7 @@ class PretrainOptions:
     def readout_config(self) -> ReadoutConfig:
         return ReadoutConfig(kind=self.readout, hidden=self.readout_hidden if self.readout == "pooled_mlp" else 0,
                              epochs=self.readout_epochs, lr=self.readout_lr, seed=self.seed)
+
+
+def _flag(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")

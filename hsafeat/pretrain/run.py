@@ -4,13 +4,24 @@ corpus cache -> stages A, B, C (loop.py) -> the descriptor readout fit (readout_
 release directory (tensors, config.json, desc_targets.json, then card.json, written by code).
 Every sitting of the run is resumable: <workdir>/run.json records the options and the commit the
 run started with, checkpoint.pt the stages, readout.pt the readout fit. A resumed run must have
-the same options; its release equals an uninterrupted run's, tensor for tensor."""
+the same options; its release equals an uninterrupted run's, tensor for tensor.
+
+Problems with the run as a whole (impossible option values, an output that cannot become a new
+release, a corpus with too few molecules) are found by preflight(), before the workdir is made
+or the corpus featurized. SIGINT or SIGTERM during the stages or the readout fit finish the step
+(epoch) under way, write the checkpoint --stop-after would write there, and raise RunInterrupted."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -19,13 +30,125 @@ from hsafeat.chem.parse import MAX_ATOMS
 from hsafeat.chem.smiles_tokens import VOCAB_SIZE as SMILES_VOCAB_SIZE
 from hsafeat.nn.config import EncoderConfig
 from hsafeat.pretrain.card import build_card, desc_targets, git_state, readout_section
-from hsafeat.pretrain.corpus import Corpus, attach_smiles_tokens, load_cache, prepare
+from hsafeat.pretrain.corpus import Corpus, attach_smiles_tokens, load_cache, prepare, read_corpus_lines, too_few_molecules
 from hsafeat.pretrain.loop import Trainer
 from hsafeat.pretrain.options import PretrainOptions
 from hsafeat.pretrain.readout_fit import ReadoutFit
 from hsafeat.weights import DESC_TARGETS_FILE, LoadedWeights, load_weights, save_release, sha256_file
 
 Progress = Callable[[str, int, int, dict], None]
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run at a step boundary, its checkpoint written (one-line message)."""
+
+
+def min_molecules(opts: PretrainOptions) -> int:
+    """Molecules that must parse: the descriptor targets are standardised over the corpus (one
+    molecule leaves none that vary), and the readout fit holds one out and standardises its
+    features over at least two others."""
+    return 3 if opts.readout != "none" else 2
+
+
+def _creatable(path: Path, option: str) -> None:
+    """Raise ValueError unless a directory could be made at `path` (probed in its nearest existing
+    ancestor: a permission check alone passes for root, and /proc refuses even root)."""
+    ancestor = Path(os.path.abspath(path)).parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{option} {path} cannot be created: {ancestor} is not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=ancestor))
+    except OSError as exc:
+        raise ValueError(f"{option} {path} cannot be created in {ancestor}: {exc.strerror or exc}") from None
+
+
+def check_destinations(opts: PretrainOptions) -> None:
+    """--out must be able to become a new release directory, and --workdir the run's directory."""
+    out, workdir = opts.out, opts.workdir
+    absolute_out, absolute_work = Path(os.path.abspath(out)), Path(os.path.abspath(workdir))
+    if absolute_out == absolute_work or absolute_out in absolute_work.parents:
+        raise ValueError(f"--workdir {workdir} must be outside --out {out}: the release is a new directory of its "
+                         "own, the workdir keeps the corpus cache and checkpoints")
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise ValueError(f"--out {out} exists and is not a directory; a release is written into a new directory")
+        if (out / "model.safetensors").exists():
+            raise ValueError(f"{out} already holds weights; releases are immutable, choose a new name")
+        if any(out.iterdir()):
+            raise ValueError(f"--out {out} is not empty; a release is written into a new directory")
+    else:
+        _creatable(out, "--out")
+    if workdir.exists() or workdir.is_symlink():
+        if not workdir.is_dir():
+            raise ValueError(f"--workdir {workdir} exists and is not a directory")
+    else:
+        _creatable(workdir, "--workdir")
+
+
+def release_columns(opts: PretrainOptions, init: LoadedWeights | None) -> list[str]:
+    """The columns the release will write (its sizes come from the options, or from --init-from)."""
+    config = init.config if init else EncoderConfig(**opts.encoder_options())
+    return list(replace(config, readout_descriptors=("desc",) if opts.readout != "none" else ()).column_dims())
+
+
+def preflight(opts: PretrainOptions) -> tuple[LoadedWeights | None, int]:
+    """Everything that can be checked before any work; ValueError (or WeightsError) with one line
+    otherwise. Returns the weights of --init-from and the number of lines the corpus has."""
+    problems = opts.problems()
+    if problems:
+        raise ValueError(problems[0])
+    if not opts.corpus.is_file():
+        raise ValueError(f"corpus not found: {opts.corpus}")
+    check_destinations(opts)
+    init = load_weights(opts.init_from) if opts.init_from else None
+    columns = release_columns(opts, init)
+    if opts.recommended_column is not None and opts.recommended_column not in columns:
+        raise ValueError(f"--recommended-column {opts.recommended_column} is not a column of this release "
+                         f"(it writes {', '.join(columns)})")
+    lines = read_corpus_lines(opts.corpus)
+    used = min(lines, opts.n_molecules) if opts.n_molecules else lines
+    if used < min_molecules(opts):
+        raise ValueError(too_few_molecules(opts.corpus, used, None, min_molecules(opts)))
+    return init, lines
+
+
+class StopSignals:
+    """While installed (a context manager): the first SIGINT or SIGTERM asks the run to stop at the
+    next step boundary (`requested()`); a second SIGINT, or any inside `at_once()` (work that a
+    checkpoint would not keep), interrupts at once with KeyboardInterrupt. Signal handlers belong to
+    the main thread: elsewhere signals keep their handlers."""
+
+    def __init__(self) -> None:
+        self.caught: list[int] = []
+        self._at_once = False
+        self._before: dict = {}
+
+    def requested(self) -> bool:
+        return bool(self.caught)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._at_once or (self.caught and signum == signal.SIGINT):
+            raise KeyboardInterrupt
+        self.caught.append(signum)
+
+    @contextlib.contextmanager
+    def at_once(self) -> Iterator[None]:
+        self._at_once = True
+        try:
+            yield
+        finally:
+            self._at_once = False
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._before = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._before.items():
+            signal.signal(s, handler)
 
 
 def start_or_continue(opts: PretrainOptions, resume: bool) -> dict:
@@ -59,7 +182,7 @@ def corpus_cache(opts: PretrainOptions, init: LoadedWeights | None, run: dict, l
         log(f"featurizing {opts.n_molecules or 'all'} molecules of {opts.corpus} -> {cache}")
         t = time.time()
         prepare(opts.corpus, cache, opts.n_molecules, opts.seed, opts.vocab_size, targets=opts.targets,
-                vocab=init.fragment_vocab if init else None, recipe=recipe, log=log)
+                vocab=init.fragment_vocab if init else None, recipe=recipe, log=log, min_molecules=min_molecules(opts))
         run["corpus_s"] = time.time() - t
         (opts.workdir / "run.json").write_text(json.dumps(run, indent=1) + "\n")
         log(f"corpus ready in {run['corpus_s']:.0f} s")
@@ -85,15 +208,19 @@ def encoder_config(opts: PretrainOptions, data: Corpus, init: LoadedWeights | No
 
 
 def fit_readout(opts: PretrainOptions, trainer: Trainer, data: Corpus, resume: bool, stop_after: int | None,
-                progress: Progress | None) -> ReadoutFit | None:
-    """The readout fit, checkpointed every epoch; None when stop_after stops it first."""
+                progress: Progress | None, signals: StopSignals | None = None) -> ReadoutFit | None:
+    """The readout fit, checkpointed every epoch; None when stop_after (or a signal) stops it first."""
     config = opts.readout_config()
-    fit = ReadoutFit(trainer.model, data, config)
+    signals = signals or StopSignals()
+    if signals.requested():
+        return None
+    with signals.at_once():  # encoding the corpus: nothing a checkpoint would keep
+        fit = ReadoutFit(trainer.model, data, config)
     path = opts.workdir / "readout.pt"
     if resume and path.exists():
         fit.load_state_dict(torch.load(path, weights_only=True))
     while fit.epoch < config.epochs:
-        if stop_after is not None and trainer.total_steps + fit.epoch >= stop_after:
+        if (stop_after is not None and trainer.total_steps + fit.epoch >= stop_after) or signals.requested():
             return None
         record = fit.run_epoch()
         torch.save(fit.state_dict(), path.with_suffix(".tmp"))
@@ -106,10 +233,14 @@ def fit_readout(opts: PretrainOptions, trainer: Trainer, data: Corpus, resume: b
 def pretrain(opts: PretrainOptions, resume: bool = False, stop_after: int | None = None,
              progress: Progress | None = None, log: Callable[[str], None] = print) -> str | None:
     """Make the release opts.out; returns its sha256, or None when stopped after stop_after steps
-    (stage steps, then readout epochs, counted together) with everything checkpointed."""
+    (stage steps, then readout epochs, counted together) with everything checkpointed. Raises
+    ValueError (or WeightsError) before any work when the run cannot be done, and RunInterrupted
+    after checkpointing when SIGINT or SIGTERM stop it."""
+    init, corpus_lines = preflight(opts)
     opts.workdir.mkdir(parents=True, exist_ok=True)
+    if resume and not (opts.workdir / "checkpoint.pt").exists():
+        log(f"nothing to resume in {opts.workdir} (no checkpoint): starting the run from the beginning")
     run = start_or_continue(opts, resume)
-    init = load_weights(opts.init_from) if opts.init_from else None
     data = corpus_cache(opts, init, run, log)
     if init and data.vocab != init.fragment_vocab:
         raise ValueError(f"{opts.workdir / 'corpus.npz'} has another fragment vocabulary than {opts.init_from}")
@@ -120,17 +251,29 @@ def pretrain(opts: PretrainOptions, resume: bool = False, stop_after: int | None
     if resume and trainer.checkpoint_path.exists():
         trainer.load_checkpoint()
         log(f"resumed at stage {trainer.stage} step {trainer.step}")
-    if not trainer.run(progress, stop_after):
-        log(f"stopped after {trainer.global_step} steps (stage {trainer.stage} step {trainer.step}); continue with --resume")
+    fit = None
+    with StopSignals() as signals:
+        finished = trainer.run(progress, stop_after, signals.requested)
+        if finished:
+            (opts.workdir / "history.json").write_text(json.dumps(trainer.history))
+            if opts.readout != "none":
+                fit = fit_readout(opts, trainer, data, resume, stop_after, progress, signals)
+    resume_hint = f"the same command with --resume continues from {opts.workdir}"
+    if not finished:
+        where = f"stage {trainer.stage} step {trainer.step}"
+        if signals.requested():
+            raise RunInterrupted(f"interrupted after {trainer.global_step} steps ({where}), checkpoint written: {resume_hint}")
+        log(f"stopped after {trainer.global_step} steps ({where}); {resume_hint}")
         return None
-    (opts.workdir / "history.json").write_text(json.dumps(trainer.history))
 
     model, final_losses, readout, sidecars = trainer.model, trainer.final_losses(), None, {}
     wall = run["corpus_s"] + trainer.elapsed()
     if opts.readout != "none":
-        fit = fit_readout(opts, trainer, data, resume, stop_after, progress)
         if fit is None:
-            log(f"stopped after {stop_after} steps (all stages and readout epochs); continue with --resume")
+            if signals.requested():
+                raise RunInterrupted(f"interrupted in the readout fit after {trainer.total_steps} stage steps, "
+                                     f"every finished epoch written: {resume_hint}")
+            log(f"stopped after {stop_after} steps (all stages and readout epochs); {resume_hint}")
             return None
         wall += fit.elapsed()
         head, results = fit.finish()
@@ -139,5 +282,5 @@ def pretrain(opts: PretrainOptions, resume: bool = False, stop_after: int | None
         final_losses["readout"] = {k: results[k] for k in ("epochs", "best_epoch", "train_mse", "held_out_mse")}
         sidecars[DESC_TARGETS_FILE] = desc_targets(opts.command(), opts.corpus.name, data)
     init_card = {"name": init.name, "sha256": init.sha256} if init else None
-    card = build_card(opts, data, model.config.to_dict(), run, init_card, final_losses, readout, wall)
+    card = build_card(opts, data, model.config.to_dict(), run, init_card, final_losses, readout, wall, corpus_lines)
     return save_release(opts.out, model.eval(), data.vocab, MAX_ATOMS, card, sidecars, opts.recommended_column)

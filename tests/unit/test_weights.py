@@ -88,3 +88,23 @@ def test_recommended_column_is_named_by_config_or_follows_the_legacy_rule(tiny_w
     with pytest.raises(WeightsError, match="desc_pred"):
         save_release(tmp_path / "refused", tiny_model(), TEST_VOCAB, 500, {}, recommended="desc_pred")
     assert not (tmp_path / "refused").exists()
+    assert not (tmp_path / ".refused.partial").exists()   # nor its half-written files, hidden beside it
+
+
+def test_release_files_share_one_mode(tmp_path):
+    """model.safetensors is created like the other files (0644 under umask 022, as shipped),
+    with the bytes save_file writes."""
+    import os
+
+    from safetensors.torch import save_file
+
+    from hsafeat.weights import save_release
+
+    model = tiny_model()
+    save_release(tmp_path / "w", model, TEST_VOCAB, 500, {})
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "w").iterdir()}
+    assert set(modes.values()) == {0o666 & ~umask}, modes
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "ref.safetensors"))
+    assert (tmp_path / "w" / "model.safetensors").read_bytes() == (tmp_path / "ref.safetensors").read_bytes()
