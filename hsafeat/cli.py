@@ -579,6 +579,9 @@ def list_weights() -> None:
 
 def main() -> None:
     """Entry point. Unexpected errors print one line; HSAFEAT_DEBUG=1 shows the traceback."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)  # from the start: SIGTERM during start-up exits 130 too
     try:
         app(standalone_mode=True)
     except SystemExit:

@@ -18,6 +18,8 @@ to the local engine's, because a molecule's arithmetic never depends on its batc
 (hsafeat.data.buckets)."""
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -177,7 +179,12 @@ def embed_file_ray(
     dims = {k: v for k, v in embedder.dims.items() if levels is None or k in levels}
     start = time.perf_counter()
     if not ray.is_initialized():
+        on_term = signal.getsignal(signal.SIGTERM)
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        # Ray installs a SIGTERM handler that exits at once (the sink then removed the finished row
+        # groups, and a resume started over): keep the caller's (the CLI's ends the run as Ctrl-C does)
+        if on_term is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_term)
     pool, gpus = start_pool(ray, embedder, weights, device, batch_size, levels, actors)
     meta = base_metadata(embedder, source, dims, layout, engine="ray", device="cuda" if gpus else "cpu")
     try:
