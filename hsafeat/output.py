@@ -9,13 +9,20 @@ the merge (docs/DESIGN.md, "Output"). close() merges the parts into a temporary 
 fsyncs it and renames it onto the destination, then removes the work directory. A run that is
 killed leaves the work directory and nothing at the destination; the same run started again with
 resume=True (same run key: input, weights, options) continues after the last recorded part, and
-the merged file is the one an uninterrupted run writes."""
+the merged file is the one an uninterrupted run writes.
+
+One run at a time: a run holds a POSIX lock on the work directory's `lock` file (which also holds
+its pid, for the message) from its start to its end. Taking it is atomic, so of two runs started
+at the same moment exactly one gets it and the other is refused without touching anything, and
+the kernel drops it when its process dies, so a killed run's parts are free to resume."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -23,6 +30,11 @@ from typing import Any, Self
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+try:
+    import fcntl
+except ImportError:  # no POSIX locks (Windows): the pid check alone
+    fcntl = None  # type: ignore[assignment]
 
 from hsafeat.arrow_build import bool_array, fixed_size_list_array, float32_array, int64_array, null_mask, string_array
 
@@ -116,6 +128,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _read_pid(fd: int) -> int | None:
+    """The pid in an open lock file (None: empty, being written, or not a pid). Read through
+    `fd`: opening the file again and closing it would drop this process's POSIX lock on it."""
+    try:
+        return int(os.pread(fd, 32, 0))
+    except (OSError, ValueError):
+        return None
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, default=str))
@@ -153,24 +174,80 @@ class ParquetSink:
         self.rows_done = self.valid_done = 0
         self._done = False
         self._codec = "zstd" if pa.Codec.is_available("zstd") else "snappy"
+        self._lock_fd: int | None = None
+        self._lock()  # before anything in the work directory is touched; refused: nothing touched
         try:
             self._start(resume and run_key is not None)
+            labels = {name: self._meta[key] for name, key in DIMENSION_LABELS.items() if key in self._meta}
+            if schema is None:
+                schema = embedding_schema(dims, layout, labels)
+            self._schema = _schema_with_meta(schema, self._meta)
         except OSError as e:
             self._fail(e)
-        labels = {name: self._meta[key] for name, key in DIMENSION_LABELS.items() if key in self._meta}
-        if schema is None:
-            schema = embedding_schema(dims, layout, labels)
-        self._schema = _schema_with_meta(schema, self._meta)
+        except BaseException:
+            self._unlock()  # e.g. cannot resume: the parts stay for the run they belong to
+            raise
 
     # -------------------------------------------------------------------------- work directory
 
-    def _start(self, resume: bool) -> None:
+    def _lock(self) -> None:
+        """Take the work directory's lock for this run, or raise OutputError (naming the run
+        that holds it) having changed nothing: a losing run must never touch the winner's files."""
         lock = self.work / "lock"
-        if lock.exists():
-            with contextlib.suppress(ValueError, OSError):
-                pid = int(lock.read_text())
-                if pid != os.getpid() and _pid_alive(pid):
-                    raise OutputError(f"another hsafeat run (pid {pid}) is writing {self.path}")
+        try:
+            for _ in range(100):
+                self.work.mkdir(exist_ok=True)
+                try:
+                    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+                except FileNotFoundError:  # a run that just finished removed the directory
+                    continue
+                try:
+                    if not self._lock_file(fd, lock):
+                        continue
+                    # a lock file whose pid is alive refuses even unlocked, as it always has
+                    holder = _read_pid(fd)
+                    if holder is not None and holder != os.getpid() and _pid_alive(holder):
+                        raise OutputError(f"another hsafeat run (pid {holder}) is writing {self.path}")
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, str(os.getpid()).encode(), 0)
+                    self._lock_fd, fd = fd, -1
+                    return
+                finally:
+                    if fd >= 0:
+                        os.close(fd)
+            raise OutputError(f"another hsafeat run is starting to write {self.path}")
+        except OSError as e:
+            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from e
+
+    def _lock_file(self, fd: int, lock: Path) -> bool:
+        """Lock the open lock file; False if it is no longer the work directory's lock file (a
+        run that finished removed it meanwhile: try again)."""
+        if fcntl is not None:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EACCES, errno.EAGAIN):
+                    if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                        return True  # a filesystem without locks: the pid check alone
+                    raise
+                for _ in range(20):  # its pid, which a run that has just locked is writing now
+                    holder = _read_pid(fd)
+                    if holder is not None and holder != os.getpid() and _pid_alive(holder):
+                        raise OutputError(f"another hsafeat run (pid {holder}) is writing {self.path}") from None
+                    time.sleep(0.005)
+                raise OutputError(f"another hsafeat run is starting to write {self.path}") from None
+        try:
+            return os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            return False
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _start(self, resume: bool) -> None:
+        """Resume after the recorded parts, or start afresh (the lock is held)."""
         manifest = self._manifest() if resume else None
         if manifest is not None:
             if manifest.get("key") != self._key:
@@ -183,10 +260,15 @@ class ParquetSink:
                 if int(stray.name[5:11]) >= self._parts or not stray.name.endswith(PART_SUFFIX):
                     stray.unlink()
         else:
-            shutil.rmtree(self.work, ignore_errors=True)
-            self.work.mkdir()
+            with os.scandir(self.work) as entries:  # all but the lock this run holds
+                for entry in entries:
+                    if entry.name == "lock":
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        Path(entry.path).unlink(missing_ok=True)
             self._save_manifest()
-        lock.write_text(str(os.getpid()))
 
     def _manifest(self) -> dict | None:
         try:
@@ -294,6 +376,7 @@ class ParquetSink:
         except OSError as e:
             self._fail(e)
         shutil.rmtree(self.work, ignore_errors=True)
+        self._unlock()  # after the removal: a run waiting for the lock finds no stale parts
         self._done = True
 
     def suspend(self) -> None:
@@ -301,11 +384,17 @@ class ParquetSink:
         self._done = True
         with contextlib.suppress(OSError):
             (self.work / "lock").unlink()
+        self._unlock()
 
     def abort(self) -> None:
         """Discard everything written; nothing appears at the destination."""
         self._done = True
         shutil.rmtree(self.work, ignore_errors=True)
+        self._unlock()
+
+    def __del__(self) -> None:  # a sink dropped unfinished is a run that stopped: free its lock
+        with contextlib.suppress(AttributeError, OSError):
+            self._unlock()
 
     def __enter__(self) -> Self:
         return self

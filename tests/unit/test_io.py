@@ -7,8 +7,11 @@ import hashlib
 import io
 import json
 import os
+import re
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -518,6 +521,74 @@ def test_sink_refuses_a_live_concurrent_run(tmp_path: Path) -> None:
     (tmp_path / ".out.parquet.parts" / "lock").write_text("1")  # pid 1 is alive
     with pytest.raises(OutputError, match="pid 1"):
         ParquetSink(out, {"e": 1}, {})
+
+
+# Opens a sink on each path read from stdin at the given moment, writes 12 rows, holds the sink
+# long enough that the other process surely tries meanwhile, then closes it.
+_RACER = """
+import sys, time
+import numpy as np
+from hsafeat.output import OutputError, ParquetSink
+print("ready", flush=True)
+for line in sys.stdin:
+    path, at = line.split()
+    while time.time() < float(at):
+        pass
+    try:
+        with ParquetSink(path, {"e": 2}, {}, row_group_size=4, run_key={"input": "x"}) as sink:
+            for lo in range(0, 12, 3):
+                sink.write({"row_idx": range(lo, lo + 3), "id": ["m"] * 3, "smiles": ["C"] * 3,
+                            "canonical_smiles": ["C"] * 3, "valid": [True] * 3, "error": [None] * 3,
+                            "e": np.zeros((3, 2), np.float32)})
+            time.sleep(0.2)
+        print("ok", flush=True)
+    except OutputError as e:
+        print("refused", e, flush=True)
+"""
+
+
+def test_sink_two_runs_started_at_the_same_moment(tmp_path: Path) -> None:
+    """Of two runs opening the same output at the same moment exactly one proceeds; the other is
+    refused naming it, and touches none of its files (the lock is taken atomically)."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env) for _ in range(2)]
+    try:
+        assert [r.stdout.readline() for r in racers] == ["ready\n"] * 2, [r.communicate() for r in racers]
+        for k in range(5):
+            out = tmp_path / f"race{k}.parquet"
+            at = time.time() + 0.05
+            for r in racers:
+                r.stdin.write(f"{out} {at}\n")
+                r.stdin.flush()
+            said = [r.stdout.readline().strip() for r in racers]
+            assert sorted(s.split()[0] for s in said if s) == ["ok", "refused"], (k, said)
+            winner = racers[["ok", "refused"].index(said[0].split()[0])]
+            refusal = next(s for s in said if s.startswith("refused"))
+            assert re.fullmatch(rf"refused another hsafeat run (\(pid {winner.pid}\) is writing|is starting to "
+                                rf"write) {re.escape(str(out))}", refusal), refusal
+            assert pq.read_table(out).column("row_idx").to_pylist() == list(range(12))
+        assert sorted(os.listdir(tmp_path)) == [f"race{k}.parquet" for k in range(5)]
+    finally:
+        for r in racers:
+            r.communicate(timeout=30)
+
+
+def test_sink_takes_over_a_killed_runs_lock(tmp_path: Path) -> None:
+    """A lock left by a run that died (its pid gone) is taken over; its parts resume."""
+    out, dims, key = tmp_path / "out.parquet", {"e": 2}, {"input": "x"}
+    first = ParquetSink(out, dims, {}, row_group_size=2, run_key=key)
+    first.write(_chunk(0, 4, dims, set()))
+    first._unlock()  # as if killed: no suspend(), the lock file stays
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / ".out.parquet.parts" / "lock").write_text(dead.stdout.strip())
+    again = ParquetSink(out, dims, {}, row_group_size=2, run_key=key, resume=True)
+    assert again.rows_done == 4
+    again.write(_chunk(4, 2, dims, set()))
+    again.close()
+    assert pq.read_table(out).column("row_idx").to_pylist() == list(range(6))
+    assert os.listdir(tmp_path) == ["out.parquet"]
 
 
 def test_check_writable(tmp_path: Path) -> None:
