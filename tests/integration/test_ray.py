@@ -104,6 +104,30 @@ def test_an_interrupted_ray_run_resumes_to_the_same_file(thousand: Path, local_o
     assert metadata(out)["rows"] == metadata(local_output)["rows"]
 
 
+def test_the_callers_sigterm_handler_survives_ray_init(tmp_path: Path) -> None:
+    """ray.init installs a SIGTERM handler that exits at once: the CLI's (SIGTERM ends the run as
+    Ctrl-C does, keeping the finished row groups for --resume) must stay in place. In a process of
+    its own, since only a Ray started by embed_file_ray shows it."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "few.smi"
+    src.write_text("CCO a\nc1ccccc1 b\n")
+    code = f"""
+import signal
+from hsafeat.distributed import embed_file_ray
+from hsafeat.io import open_input
+def mine(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, mine)
+embed_file_ray(open_input({str(src)!r}), __import__("pathlib").Path({str(tmp_path / "few.parquet")!r}), None, actors=1)
+print("kept" if signal.getsignal(signal.SIGTERM) is mine else "replaced")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "kept"
+
+
 @pytest.mark.parametrize(("device", "cluster_gpus", "asked"), [
     ("cpu", 0, 0), ("cpu", 4, 0), ("auto", 0, 0), ("auto", 2, 1), ("cuda", 1, 1),
 ])
