@@ -2,6 +2,7 @@
 `hsafeat --help` is instant; known errors print one line and exit 1 (2 for usage errors)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -153,7 +154,27 @@ def chosen_levels(levels: str | None, available: dict[str, int]) -> list[str] | 
 
 
 def _terminate(signum: int, frame: object) -> None:
+    # Later Ctrl-Cs and SIGTERMs are ignored: one landing in the cleanup (workers stopped, finished
+    # row groups kept) left the run half shut down, never exiting.
+    import signal
+
+    for later in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(later, signal.SIG_IGN)
     raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does: finished row groups are kept
+
+
+@contextlib.contextmanager
+def _interrupts_once():  # noqa: ANN202
+    """Ctrl-C during the block: as SIGTERM (_terminate). The caller's handler is back after an
+    uninterrupted block; after an interrupt both signals stay ignored until the process exits."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, _terminate)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is _terminate:
+            signal.signal(signal.SIGINT, before)
 
 
 def run_with_progress(source, job, interrupted: str = "interrupted", estimated: int | None = None):  # noqa: ANN001, ANN201
@@ -168,7 +189,7 @@ def run_with_progress(source, job, interrupted: str = "interrupted", estimated: 
 
     estimated = estimate_rows(source) if estimated is None else estimated
     signal.signal(signal.SIGTERM, _terminate)
-    with progress_bar() as bar:
+    with progress_bar() as bar, _interrupts_once():
         bar.add_task("embed", total=estimated, rate="-")
         try:
             return job(progress=bar_updater(bar), estimated=estimated)

@@ -93,8 +93,9 @@ def _embedded(source: InputSource, embedder: Embedder, chunk_size: int, workers:
             raise ValueError("encode_in_workers runs the encoder on CPU workers; the GPU encoder runs in the main process")
         yield from embedded_chunks(source.iter_chunks(chunk_size, skip), embedder, workers)
         return
-    for chunk, feats in _featurized(source, embedder, chunk_size, workers, skip):
-        yield chunk, embedder.embed_featurized(feats)
+    with contextlib.closing(_featurized(source, embedder, chunk_size, workers, skip)) as featurized:
+        for chunk, feats in featurized:
+            yield chunk, embedder.embed_featurized(feats)
 
 
 def run_key(source: InputSource, embedder: Embedder) -> dict | None:
@@ -137,14 +138,17 @@ def embed_file(
             row_group_size=row_group_size, run_key=key, resume=resume) as sink:
         resumed = n_rows = sink.rows_done
         n_valid = sink.valid_done
-        for chunk, result in _embedded(source, embedder, chunk_size, workers, encode_in_workers, skip=resumed):
-            rows = _chunk_rows(chunk, result)
-            rows.update({name: result.embeddings[name] for name in dims})
-            sink.write(rows)
-            n_rows += len(chunk)
-            n_valid += int(result.valid.sum())
-            if progress:
-                progress(n_rows, n_valid)
+        # closed as soon as the loop is left (Ctrl-C): the workers stop then, not when Python exits
+        with contextlib.closing(_embedded(source, embedder, chunk_size, workers, encode_in_workers,
+                                          skip=resumed)) as results:
+            for chunk, result in results:
+                rows = _chunk_rows(chunk, result)
+                rows.update({name: result.embeddings[name] for name in dims})
+                sink.write(rows)
+                n_rows += len(chunk)
+                n_valid += int(result.valid.sum())
+                if progress:
+                    progress(n_rows, n_valid)
         sink.close({"input_sha256": source.sha256(), "rows": {"total": n_rows, "valid": n_valid, "invalid": n_rows - n_valid}})
     return RunSummary(n_rows, n_valid, time.perf_counter() - start, output, resumed)
 
@@ -204,7 +208,7 @@ def inspect_gates(
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch_threads_restored())  # the run sets torch's threads (share_cores); the caller keeps theirs
         sink = stack.enter_context(ParquetSink(output, {}, meta, schema=schema)) if output is not None else None
-        for chunk, feats in _featurized(source, embedder, chunk_size, workers):
+        for chunk, feats in stack.enter_context(contextlib.closing(_featurized(source, embedder, chunk_size, workers))):
             r = embedder.embed_featurized(feats)
             n_rows += len(chunk)
             n_valid += int(r.valid.sum())

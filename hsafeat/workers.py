@@ -219,6 +219,37 @@ def ramped(chunks: Iterator[list[InputRow]], smallest: int = 128) -> Iterator[li
     yield from chunks
 
 
+@contextmanager
+def _pool(workers: int, context: BaseContext, initializer: Callable[..., None],
+          initargs: tuple) -> Iterator[ProcessPoolExecutor]:
+    """A process pool that, when its block ends, waits for its workers only if the block finished.
+    Left early (Ctrl-C, SIGTERM, an error, the consumer closing the generator) it cancels what is
+    queued and terminates the workers, without waiting for the chunks they are on: the executor's
+    own exit (shutdown(wait=True)) waited for them, so an interrupted run went on for seconds, and
+    a second Ctrl-C landing in that wait left the executor half shut down and the run hung at exit."""
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
+    try:
+        yield pool
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
+    """Shut the pool down now: queued chunks cancelled, workers terminated (its manager thread
+    then sees them gone, fails what they held and exits), waited for at most `timeout` seconds."""
+    processes = list((pool._processes or {}).values())  # shutdown() drops the executor's references
+    manager = pool._executor_manager_thread
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout)
+    if manager is not None:
+        manager.join(timeout)
+
+
 def _in_order(pool: ProcessPoolExecutor, job: Callable[[list[str]], T], chunks: Iterator[list[InputRow]],
               workers: int) -> Iterator[tuple[list[InputRow], T]]:
     """job over every chunk's SMILES in the pool, at most 2 chunks per worker ahead, in input order."""
@@ -241,8 +272,7 @@ def featurized_chunks(
         for chunk in chunks:
             yield chunk, featurize([r.smiles for r in chunk], vocab, max_atoms, token_len)
         return
-    with ProcessPoolExecutor(workers, mp_context=_started(), initializer=_init,
-                             initargs=(vocab, max_atoms, token_len)) as pool:
+    with _pool(workers, _started(), _init, (vocab, max_atoms, token_len)) as pool:
         yield from _in_order(pool, _featurize, chunks, workers)
 
 
@@ -253,7 +283,7 @@ def embedded_chunks(
     w = embedder.weights
     initargs = (str(w.path), w.sha256, embedder.batch_size, embedder.desc_units)
     workers = max(1, workers)
-    with ProcessPoolExecutor(workers, mp_context=_started(encoders=True), initializer=_init_encoder, initargs=initargs) as pool:
+    with _pool(workers, _started(encoders=True), _init_encoder, initargs) as pool:
         yield from _in_order(pool, _embed, chunks, workers)
 
 

@@ -1,5 +1,6 @@
 """Faults in a real process: SIGKILL and SIGTERM mid-run leave nothing at the destination and
---resume finishes the same file an uninterrupted run writes; a full disk is one clear error."""
+--resume finishes the same file an uninterrupted run writes; a second Ctrl-C while a run with
+workers winds down still exits 130, leaving no process; a full disk is one clear error."""
 from __future__ import annotations
 
 import os
@@ -21,6 +22,7 @@ from tests.cli import (
     single_thread_torch,  # noqa: F401 - autouse fixture
     tmp_leftovers,
 )
+from tests.cli.test_orphans import command, descendants, still_alive
 
 ROW_GROUP = 32
 
@@ -87,6 +89,45 @@ def test_killed_run_leaves_nothing_and_resume_finishes_it(
     assert "resumed after" in resumed.stderr
     assert_same_file(out, uninterrupted)
     assert tmp_leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("schedule", [["--workers", "2"], ["--workers", "2", "--encode-in-workers"]])
+def test_second_ctrl_c_cannot_hang_a_run_with_workers(
+    schedule: list[str], big_input: Path, tiny_weights: Path, uninterrupted: Path, tmp_path: Path,
+) -> None:
+    """Two SIGINTs 50 ms apart: the second one used to land in the pool's shutdown and the run never
+    exited (fork server, workers and resource tracker alive with it)."""
+    out = tmp_path / "out.parquet"
+    proc = start(big_input, out, tiny_weights, *schedule)
+    wait_for_parts(out, proc)
+    helpers = descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        for pid in [proc.pid, *still_alive(helpers)]:
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError(f"still running 30 s after two SIGINTs; helpers {helpers}") from None
+    assert proc.returncode == 130, err
+    assert err.decode().strip().splitlines()[-1].startswith("hsafeat: error: interrupted; finished row groups are kept")
+    assert b"Traceback" not in err
+    assert len(list((out.parent / f".{out.name}.parts").glob("part-*.arrow"))) >= 3
+    deadline = time.monotonic() + 5
+    while still_alive(helpers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = {pid: command(pid) for pid in still_alive(helpers)}
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"alive 5 s after the run exited (of {sorted(helpers)}): {left}"
+    resumed = invoke(["embed", big_input, "-o", out, "--row-group-size", ROW_GROUP, "--workers", "0", "--resume"],
+                     tiny_weights)
+    assert_ok(resumed)
+    assert "resumed after" in resumed.stderr
+    assert_same_file(out, uninterrupted)
 
 
 def test_resume_refuses_other_options_and_plain_rerun_starts_over(
