@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import math
 import shlex
 import sys
@@ -34,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 
 from hsafeat.baselines import BASELINES, MINIMOL_INSTALL, baseline_features, minimol_available
 from hsafeat.benchmark_report import fmt_score
+from hsafeat.hashing import sha256_file
 
 HIGHER_IS_BETTER = {"auroc": True, "rmse": False}
 HEADS = ("rf", "linear")
@@ -136,14 +136,6 @@ def unreadable_rows(smiles: Sequence[str]) -> list[int]:
     return [i for i, s in enumerate(smiles) if (mol := Chem.MolFromSmiles(s)) is None or mol.GetNumAtoms() == 0]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class LoadedDataset:
     """A dataset read and checked before any work (`load_checked`)."""
@@ -196,7 +188,7 @@ def load_checked(ds: Dataset) -> LoadedDataset:
                 raise BenchmarkError(f"{where}: auroc needs both classes 0 and 1; column '{column}' has {only}")
         elif not values.size:
             raise BenchmarkError(f"{where}: label column '{column}' has no labels")
-    return LoadedDataset(ds, smiles, labels, unreadable, file_sha256(ds.path))
+    return LoadedDataset(ds, smiles, labels, unreadable, sha256_file(ds.path))
 
 
 def check_unique_names(datasets: Sequence[Dataset | LoadedDataset]) -> None:

@@ -4,7 +4,6 @@ Loading is strict and pickle-free (JSON + safetensors); the sha256 of model.safe
 the card. A released directory is never edited: new training gives a new name."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from safetensors.torch import load_file, save
 
 from hsafeat.chem.features import feature_spec
 from hsafeat.chem.fragments import vocabulary_index
+from hsafeat.hashing import sha256_file
 from hsafeat.nn.config import EncoderConfig
 from hsafeat.nn.encoder import HSAEncoder
 
@@ -59,14 +59,6 @@ def recommended_column(config: dict, encoder: EncoderConfig) -> str:
             raise WeightsError(f"config.json recommends column {named!r}, which these weights do not write")
         return named
     return "desc_pred" if "desc_pred" in dims else "fused"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bundled_dir() -> Path:
