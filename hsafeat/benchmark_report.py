@@ -4,13 +4,14 @@ any work (`check_out_dir`)."""
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hsafeat.output_paths import write_atomically
 
 REPORT_FILES = ("benchmark.md", "benchmark.json")
 PLOT_FILE = "benchmark.png"
@@ -68,20 +69,6 @@ def remove_dirs(created: Sequence[Path]) -> None:
             path.rmdir()
         except OSError:
             return
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """`write(temporary path)` beside `path`, fsync, then rename onto `path`: a failure never leaves
-    half a file, and an older file stays as it was until the rename. The temporary name keeps the
-    suffix (matplotlib picks the format by it)."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # made like any new file (umask)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def fmt_score(value: float | None) -> str:

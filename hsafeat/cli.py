@@ -180,15 +180,12 @@ def _interrupts_once():  # noqa: ANN202
 def run_with_progress(source, job, interrupted: str = "interrupted", estimated: int | None = None):  # noqa: ANN001, ANN201
     """Run job(progress=..., estimated=...) under a progress bar (estimated: the row count, counted
     here if not given); input and output errors met mid-run become one line and exit 1; Ctrl-C or
-    SIGTERM print `interrupted` and exit 130."""
-    import signal
-
+    SIGTERM (its handler installed by main) print `interrupted` and exit 130."""
     from hsafeat.io import InputError, estimate_rows
     from hsafeat.output import OutputError
     from hsafeat.output_paths import DestinationError
 
     estimated = estimate_rows(source) if estimated is None else estimated
-    signal.signal(signal.SIGTERM, _terminate)
     with progress_bar() as bar, _interrupts_once():
         bar.add_task("embed", total=estimated, rate="-")
         try:
@@ -275,7 +272,6 @@ def pretrain(
 ) -> None:
     """Make a whole release: stages A (GNN), B (HAP + motif + SAF), C (end to end), then the desc_pred readout; card.json is written by code."""
     given = dict(locals())
-    import signal
 
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -287,7 +283,6 @@ def pretrain(
 
     opts = PretrainOptions(**{k: v for k, v in given.items() if k not in ("resume", "stop_after")})
     torch.set_num_threads(threads)
-    signal.signal(signal.SIGTERM, _terminate)  # as Ctrl-C; the stages and the readout fit checkpoint first (run.py)
     log_path = workdir / "train.log"  # the run checks its options and outputs before it makes the workdir
 
     with Progress(TextColumn("stage {task.fields[stage]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -602,7 +597,9 @@ def main() -> None:
     """Entry point. Unexpected errors print one line; HSAFEAT_DEBUG=1 shows the traceback."""
     import signal
 
-    signal.signal(signal.SIGTERM, _terminate)  # from the start: SIGTERM during start-up exits 130 too
+    # SIGTERM ends any command as Ctrl-C does, from start-up on (runs keep their finished row
+    # groups; pretraining checkpoints first, run.py)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(standalone_mode=True)
     except SystemExit:

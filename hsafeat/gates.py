@@ -3,11 +3,12 @@ usage, as a terminal table and an optional bar plot (written atomically, like ev
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from hsafeat.output_paths import write_atomically
 
 
 def render_table(stats: dict, weights_name: str, console: Console | None = None) -> None:
@@ -71,13 +72,8 @@ def save_plot(stats: dict, path: Path, weights_name: str) -> None:
     ax.legend(loc="lower right")
     fig.tight_layout()
     # written beside the destination, then renamed: a failed save never leaves half a picture; the
-    # temp name keeps the user's extension, and the format is given, so both name the same format
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    # format is given, so the temporary name and the destination name the same format
     try:
-        fig.savefig(tmp, dpi=120, format=path.suffix[1:].lower())
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format=path.suffix[1:].lower()))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)

@@ -111,15 +111,20 @@ def _pick_column(
     return auto[0] if auto else None
 
 
+def _smiles_like(names: list[str]) -> list[str]:
+    """Columns that name SMILES by themselves; an exact "smiles" beats one that merely contains it
+    (e.g. "smiles" vs "input_smiles")."""
+    low = [n.strip().lower() for n in names]
+    return [n for n, lo in zip(names, low) if lo == "smiles"] + [
+        n for n, lo in zip(names, low) if "smiles" in lo or lo == "mol"
+    ]
+
+
 def _resolve_columns(
     names: list[str], smiles_column: str | None, id_column: str | None
 ) -> tuple[str, str | None]:
     low = [n.strip().lower() for n in names]
-    # exact "smiles" beats a column that merely contains it (e.g. "smiles" vs "input_smiles")
-    auto = [n for n, lo in zip(names, low) if lo == "smiles"] + [
-        n for n, lo in zip(names, low) if "smiles" in lo or lo == "mol"
-    ]
-    smi = _pick_column(names, smiles_column, "SMILES", auto)
+    smi = _pick_column(names, smiles_column, "SMILES", _smiles_like(names))
     if smi is None:
         raise InputError(
             f"no SMILES column found; columns are: {', '.join(names)} "
@@ -436,10 +441,10 @@ def _open_stream(path: str, smiles_column: str | None, id_column: str | None, in
         fmt = _sniff_text(text, smiles_column)
     if fmt != "parquet" and (nul := text.find(b"\x00")) >= 0:
         raise InputError(f"{name} looks like binary data (NUL byte at offset {nul}), not SMILES text")
-    if fmt in ("csv", "tsv") and text.strip():  # a bad column fails now, not after the weights load
-        header = next(csv.reader([text.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace").splitlines()[0]],
-                                 delimiter="\t" if fmt == "tsv" else ","), [])
-        _resolve_columns(header, smiles_column, id_column)
+    if fmt in ("csv", "tsv"):  # a bad column fails now, not after the weights load
+        header = _fields(_first_line(text), "\t" if fmt == "tsv" else ",")
+        if header:
+            _resolve_columns(header, smiles_column, id_column)
     return InputSource(path, fmt, gz, smiles_column, id_column, stream=_Prefixed(head, raw))
 
 
@@ -470,19 +475,25 @@ def _named_smi(path: str) -> bool:
     return stem.endswith((".smi", ".smiles"))
 
 
+def _first_line(text: bytes) -> str:
+    """The first line, as a table's reader will take it for the header."""
+    lines = text.removeprefix(b"\xef\xbb\xbf").splitlines()
+    return lines[0].decode("utf-8", errors="replace") if lines else ""
+
+
+def _fields(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
 def _sniff_text(text: bytes, smiles_column: str | None) -> str:
-    """csv or tsv when the first line that is not a comment is a header with a SMILES column
-    (or any delimited header, when the user named a column); else smi."""
-    lines = (line.strip() for line in text.removeprefix(b"\xef\xbb\xbf").splitlines())
-    first = next((line for line in lines if line), b"")
-    if first.startswith(b"#"):  # comments belong to .smi
+    """csv or tsv when the first line is a header with a SMILES column (or any delimited header,
+    when the user named a column); else smi."""
+    first = _first_line(text).strip()
+    if first.startswith("#"):  # comments belong to .smi
         return "smi"
-    for fmt, sep in (("tsv", b"\t"), ("csv", b",")):
-        if sep in first:
-            names = next(csv.reader([first.decode("utf-8", errors="replace")], delimiter=sep.decode()), [])
-            lowered = [n.strip().lower() for n in names]
-            if smiles_column is not None or any("smiles" in n or n == "mol" for n in lowered):
-                return fmt
+    for fmt, sep in (("tsv", "\t"), ("csv", ",")):
+        if sep in first and (smiles_column is not None or _smiles_like(_fields(first, sep))):
+            return fmt
     return "smi"
 
 

@@ -205,9 +205,7 @@ class ParquetSink:
                     if not self._lock_file(fd, lock):
                         continue
                     # a lock file whose pid is alive refuses even unlocked, as it always has
-                    holder = _read_pid(fd)
-                    if holder is not None and holder != os.getpid() and _pid_alive(holder):
-                        raise OutputError(f"another hsafeat run (pid {holder}) is writing {self.path}")
+                    self._refuse_live_holder(fd)
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, str(os.getpid()).encode(), 0)
                     self._lock_fd, fd = fd, -1
@@ -231,15 +229,19 @@ class ParquetSink:
                         return True  # a filesystem without locks: the pid check alone
                     raise
                 for _ in range(20):  # its pid, which a run that has just locked is writing now
-                    holder = _read_pid(fd)
-                    if holder is not None and holder != os.getpid() and _pid_alive(holder):
-                        raise OutputError(f"another hsafeat run (pid {holder}) is writing {self.path}") from None
+                    self._refuse_live_holder(fd)
                     time.sleep(0.005)
                 raise OutputError(f"another hsafeat run is starting to write {self.path}") from None
         try:
             return os.path.samestat(os.fstat(fd), os.stat(lock))
         except FileNotFoundError:
             return False
+
+    def _refuse_live_holder(self, fd: int) -> None:
+        """OutputError naming the run whose pid the lock file holds, if that run is alive."""
+        holder = _read_pid(fd)
+        if holder is not None and holder != os.getpid() and _pid_alive(holder):
+            raise OutputError(f"another hsafeat run (pid {holder}) is writing {self.path}")
 
     def _unlock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None

@@ -1,10 +1,12 @@
 """Where a command may write, decided before any work is done: an output never resolves to the
 input, an existing file is replaced only with --overwrite (or continued with --resume), and the
-default output name can never be the input's own name. Standard library only, so that a refusal
-costs no torch import."""
+default output name can never be the input's own name; and how a small file (report, plot) is
+written so that it is never half there (write_atomically). Standard library only, so that a
+refusal costs no torch import."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 # Suffixes of the input formats hsafeat reads (hsafeat.io), stripped to name the default output.
@@ -67,3 +69,17 @@ def check_destinations(input_path: str, outputs: dict[str, Path | None], overwri
         exists = path.exists() or path.is_symlink()
         if exists and not overwrite and not (resume and unfinished_run(path)):
             raise DestinationError(f"{option} {path} already exists; {overwrite_hint} to replace it")
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(temporary path)` beside `path`, fsync, then rename onto `path`: a failure never leaves
+    half a file, and an older file stays as it was until the rename. The temporary name keeps the
+    suffix (matplotlib picks the format by it)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # made like any new file (umask)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
