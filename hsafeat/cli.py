@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -593,6 +593,31 @@ def list_weights() -> None:
     typer.echo(f"* default{f'; ${ENV_WEIGHTS} selects {chosen}' if chosen else ''}", err=True)
 
 
+def exit_code(exc: SystemExit) -> int:
+    """The status sys.exit would give: None is 0, an int itself, anything else (printed) 1."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    typer.echo(str(exc.code), err=True)
+    return 1
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process once a command is done, skipping the interpreter's teardown: freeing
+    torch's modules took ~0.4 s of every run (`import torch` alone: 1.2 s with the teardown,
+    0.8 s without). What a normal exit would still do runs first: the atexit handlers (the
+    multiprocessing finalizers, Ray's shutdown, logging) and flushing stdout and stderr. Outputs
+    are already closed: every writer fsyncs and renames before the command returns."""
+    import atexit
+
+    try:
+        getattr(atexit, "_run_exitfuncs", lambda: None)()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    finally:
+        os._exit(code)
+
+
 def main() -> None:
     """Entry point. Unexpected errors print one line; HSAFEAT_DEBUG=1 shows the traceback."""
     import signal
@@ -602,16 +627,18 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app(standalone_mode=True)
-    except SystemExit:
-        raise
+        code = 0
+    except SystemExit as exc:
+        code = exit_code(exc)
     except KeyboardInterrupt:
         typer.echo("hsafeat: interrupted", err=True)
-        sys.exit(130)
+        code = EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001
         if os.environ.get("HSAFEAT_DEBUG"):
             raise
         typer.echo(f"hsafeat: error: {type(exc).__name__}: {exc} (set HSAFEAT_DEBUG=1 for the traceback)", err=True)
-        sys.exit(EXIT_DATA)
+        code = EXIT_DATA
+    exit_now(code)
 
 
 if __name__ == "__main__":
