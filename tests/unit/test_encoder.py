@@ -278,17 +278,36 @@ def test_unknown_readout_kind_is_refused(model):
         type(model)(replace(model.config, readout_descriptors=("MolWt",), readout_kind="quadratic"))
 
 
-def test_cross_attention_mask_equals_key_padding_mask():
-    """The block passes its padding as attn_mask (start-up: key_padding_mask imports sympy);
-    the result must be what key_padding_mask gives, bit for bit."""
+def test_cross_attention_equals_multihead_attention_with_key_padding_mask():
+    """The block passes its padding as attn_mask in training (start-up: key_padding_mask imports
+    sympy), bit for bit what key_padding_mask gives; at inference it never projects the tokens
+    (few_query_attention), the same attention to float32 rounding."""
     from hsafeat.nn.attention import CrossAttentionBlock
 
     torch.manual_seed(0)
-    block = CrossAttentionBlock(16, 4).eval()
+    block = CrossAttentionBlock(16, 4)
     queries, tokens = torch.randn(3, 2, 16), torch.randn(3, 5, 16)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
-    with torch.inference_mode():
+    with torch.no_grad():
         attended, _ = block.attn(queries, tokens, tokens, key_padding_mask=~mask, need_weights=False)
         q = block.norm1(queries + attended)
         expected = block.norm2(q + block.ffn(q))
-        assert torch.equal(block(queries, tokens, mask), expected)
+        assert torch.equal(block.train()(queries, tokens, mask), expected)
+        torch.testing.assert_close(block.eval()(queries, tokens, mask), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_few_query_attention_ignores_padding_and_matches_attention():
+    """Padding tokens never count, whatever they hold; the result is nn.MultiheadAttention's."""
+    from hsafeat.nn.attention import few_query_attention
+
+    torch.manual_seed(1)
+    attn = torch.nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    with torch.no_grad():
+        attn.in_proj_bias.normal_()  # the key bias cancels in the softmax, the value bias must not
+        queries, tokens = torch.randn(4, 3, 32), torch.randn(4, 7, 32)
+        mask = torch.arange(7)[None, :] < torch.tensor([7, 3, 1, 5])[:, None]
+        expected, _ = attn(queries, tokens, tokens, key_padding_mask=~mask, need_weights=False)
+        got = few_query_attention(attn, queries, tokens, mask)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+        noisy = torch.where(mask[..., None], tokens, torch.full_like(tokens, 1e3))
+        torch.testing.assert_close(few_query_attention(attn, queries, noisy, mask), got, rtol=0, atol=0)
