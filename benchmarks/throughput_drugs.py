@@ -169,13 +169,25 @@ def run_tool(tool: str, src: Path, work: Path, a: argparse.Namespace, copies: in
     return records
 
 
+def _spinner_setup(niceness: int) -> None:
+    """In the spinning child: its niceness, and (Linux) SIGKILL when this script dies, however it
+    dies: a script stopped by SIGTERM or SIGKILL left its spinner running for good."""
+    if niceness:
+        os.nice(niceness)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 @contextlib.contextmanager
 def competing_load(load: str) -> Iterator[None]:
     """One spinning Python process beside the timed runs for `busy` (normal priority) and `nice` (19)."""
     proc = None
     if load in ("busy", "nice"):
-        nice = (lambda: os.nice(19)) if load == "nice" else None
-        proc = subprocess.Popen([sys.executable, "-c", "while 1: pass"], preexec_fn=nice)
+        niceness = 19 if load == "nice" else 0
+        proc = subprocess.Popen([sys.executable, "-c", "while 1: pass"], preexec_fn=lambda: _spinner_setup(niceness))
     try:
         yield
     finally:
@@ -273,6 +285,9 @@ def main() -> None:
     ap.add_argument("--moleculenet", type=Path, default=DATA / "moleculenet")
     ap.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
     a = ap.parse_args()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # SIGTERM unwinds: loads stopped, temp files removed
     if a.child:
         return child(a.child, a.child_input)
     if bad := [x for given, known in ((a.sets, SETS), (a.load, LOADS), (a.tools, TOOLS)) for x in given if x not in known]:
