@@ -1,4 +1,4 @@
-from hsafeat.cli import main
+from hsafeat.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

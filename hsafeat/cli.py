@@ -627,17 +627,26 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app(standalone_mode=True)
-        code = 0
-    except SystemExit as exc:
-        code = exit_code(exc)
+    except SystemExit:
+        raise
     except KeyboardInterrupt:
         typer.echo("hsafeat: interrupted", err=True)
-        code = EXIT_INTERRUPTED
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001
         if os.environ.get("HSAFEAT_DEBUG"):
             raise
         typer.echo(f"hsafeat: error: {type(exc).__name__}: {exc} (set HSAFEAT_DEBUG=1 for the traceback)", err=True)
-        code = EXIT_DATA
+        sys.exit(EXIT_DATA)
+
+
+def run() -> NoReturn:
+    """The `hsafeat` command and `python -m hsafeat`: main, then exit_now with its status. main
+    itself ends in SystemExit as usual, for callers that run it in their own interpreter."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exit_code(exc)
     exit_now(code)
 
 

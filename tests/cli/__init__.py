@@ -38,21 +38,6 @@ def single_thread_torch():  # noqa: ANN201
     torch.set_num_threads(before)
 
 
-def run_main(args: Sequence[str | Path], module: str, timeout: float = 300) -> tuple[int, bool, str]:
-    """`hsafeat ARGS` through hsafeat.cli.main in a fresh interpreter: (exit status, whether
-    `module` was imported by the end, stderr). The check runs as an atexit handler, which main's
-    exit (hsafeat.cli.exit_now) runs before it ends the process."""
-    import subprocess
-    import sys
-
-    code = (f"import atexit, sys\natexit.register(lambda: print({module!r} in sys.modules))\n"
-            "from hsafeat.cli import main\nmain()\n")
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.stdout.splitlines()[-1:] in (["True"], ["False"]), proc
-    return proc.returncode, proc.stdout.splitlines()[-1] == "True", proc.stderr
-
-
 def invoke(args: Sequence[str | Path], weights: Path | None = None, input: bytes | str | None = None) -> Result:
     argv = [str(a) for a in args]
     if weights is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +22,6 @@ from tests.cli import (  # single_thread_torch: an autouse fixture
     assert_one_line_error,
     invoke,
     read,
-    run_main,
     single_thread_torch,  # noqa: F401
     tmp_leftovers,
 )
@@ -119,9 +120,12 @@ def test_default_output_that_exists_needs_overwrite(tiny_weights: Path, tmp_path
 def test_refusal_comes_before_torch_loads(tmp_path: Path) -> None:
     out = tmp_path / "out.parquet"
     out.write_bytes(b"kept")
-    code, torch_imported, stderr = run_main(["embed", EXAMPLES, "-o", out], "torch")
-    assert (code, torch_imported) == (2, False), stderr
-    assert stderr.count("\n") == 1 and "--overwrite" in stderr
+    code = ("import sys\nfrom hsafeat.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
+            "    print(e.code, 'torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code, "embed", str(EXAMPLES), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["2", "False"], proc
+    assert proc.stderr.count("\n") == 1 and "--overwrite" in proc.stderr
 
 
 def test_resume_continues_an_unfinished_run_without_overwrite(tiny_weights: Path, tmp_path: Path,
