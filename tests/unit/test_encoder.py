@@ -311,3 +311,24 @@ def test_few_query_attention_ignores_padding_and_matches_attention():
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
         noisy = torch.where(mask[..., None], tokens, torch.full_like(tokens, 1e3))
         torch.testing.assert_close(few_query_attention(attn, queries, noisy, mask), got, rtol=0, atol=0)
+
+
+def test_proximity_mix_of_chosen_rows_equals_the_whole_mix_bit_for_bit():
+    """Inference mixes only the rows routed to Graph-Mamba (hap.proximity_mix_rows); any subset of
+    (level, molecule) rows, repeats and a single atom included, gets the whole mix's bits."""
+    from hsafeat.chem.graph import mol_to_graph_and_fragments
+    from hsafeat.chem.parse import parse_smiles
+    from hsafeat.data.batch import collate
+    from hsafeat.nn.hap import densify, proximity_mix, proximity_mix_rows
+
+    smiles = ["CCO", "[Na+].[Cl-]", "c1ccccc1C(=O)Nc1ccncc1", "C", "CC(C)(C)c1ccc(O)cc1C[C@H](N)C(=O)O"]
+    batch = collate([mol_to_graph_and_fragments(parse_smiles(s).mol)[0] for s in smiles])
+    torch.manual_seed(0)
+    levels = torch.randn(3, batch.x.shape[0], 8)
+    flat = densify(levels, batch)                                              # 3 x B*L x 8
+    rows = flat.view(3 * batch.n_graphs, batch.max_atoms, 8)
+    whole = proximity_mix(flat, batch).view_as(rows)
+    for sel in ([0], [4, 3], [14, 0, 7, 7, 2], list(range(3 * batch.n_graphs))):
+        sel = torch.tensor(sel)
+        got = proximity_mix_rows(rows.index_select(0, sel), sel % batch.n_graphs, batch)
+        assert torch.equal(got, whole.index_select(0, sel)), sel
