@@ -172,13 +172,11 @@ def run_tool(tool: str, src: Path, work: Path, a: argparse.Namespace, copies: in
 def _spinner_setup(niceness: int) -> None:
     """In the spinning child: its niceness, and (Linux) SIGKILL when this script dies, however it
     dies: a script stopped by SIGTERM or SIGKILL left its spinner running for good."""
+    from hsafeat.workers import die_with_parent  # imported by competing_load, before the fork
+
     if niceness:
         os.nice(niceness)
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    die_with_parent()
 
 
 @contextlib.contextmanager
@@ -186,6 +184,8 @@ def competing_load(load: str) -> Iterator[None]:
     """One spinning Python process beside the timed runs for `busy` (normal priority) and `nice` (19)."""
     proc = None
     if load in ("busy", "nice"):
+        import hsafeat.workers  # noqa: F401 - _spinner_setup's helper, imported here, not in the forked child
+
         niceness = 19 if load == "nice" else 0
         proc = subprocess.Popen([sys.executable, "-c", "while 1: pass"], preexec_fn=lambda: _spinner_setup(niceness))
     try:

@@ -14,11 +14,11 @@ import pyarrow as pa
 
 import hsafeat
 from hsafeat.engine import Embedded, Embedder
+from hsafeat.hashing import sha256_file
 from hsafeat.io import InputError, InputRow, InputSource
 from hsafeat.nn.readout import READOUT_KINDS
 from hsafeat.output import ParquetSink
 from hsafeat.output_paths import check_destinations
-from hsafeat.weights import sha256_file
 from hsafeat.workers import embedded_chunks, featurized_chunks, share_cores, torch_threads_restored
 
 SCHEMA_VERSION = "hsafeat-embeddings-1"

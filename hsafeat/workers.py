@@ -58,7 +58,7 @@ _START_LOCK = threading.Lock()
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _die_with_parent() -> bool:
+def die_with_parent() -> bool:
     """Linux: have the kernel SIGKILL this process when the thread that created it exits. Must run
     in the child; the caller then checks that the parent is still the same (it may have died
     first). False where unavailable."""
@@ -84,7 +84,7 @@ def _exit_with_owner() -> None:
     # The fork server is single-threaded, so its death, and only that, fires the signal. A worker
     # started by the owner itself (spawn) is left to the watcher: the signal would fire when
     # whichever owner thread started it exits.
-    if parent != owner.pid and _die_with_parent() and os.getppid() != parent:
+    if parent != owner.pid and die_with_parent() and os.getppid() != parent:
         os._exit(1)
     if owner.sentinel is not None:
         threading.Thread(target=_exit_when_closed, args=(owner.sentinel,), name="hsafeat-owner-watch",
@@ -291,7 +291,7 @@ def _as_fork_server() -> None:
     """Run on import in a fork server that the owner's main thread started: die with the owner.
     If the owner is already gone the signal will never come, so exit now."""
     owner = os.environ.pop(_OWNER_ENV, None)  # popped: the workers forked from here must not see it
-    if owner is not None and _die_with_parent() and os.getppid() != int(owner):
+    if owner is not None and die_with_parent() and os.getppid() != int(owner):
         os._exit(0)
 
 

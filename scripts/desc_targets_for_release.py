@@ -44,8 +44,9 @@ import numpy as np
 import rdkit
 
 from hsafeat.chem.parse import parse_smiles
+from hsafeat.hashing import sha256_file
 from hsafeat.pretrain.corpus import _descriptor, descriptor_names, read_smiles, standardise_descriptors
-from hsafeat.weights import DESC_TARGETS_FILE, load_weights, sha256_file
+from hsafeat.weights import DESC_TARGETS_FILE, load_weights
 
 TRANSFORM = (
     "each descriptor of RDKit's Descriptors.descList (RDKit {rdkit}) was computed on every corpus molecule that "

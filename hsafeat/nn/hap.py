@@ -123,6 +123,11 @@ class HierarchicalAdaptiveProjector(nn.Module):
         degree = densify(batch.x[:, DEGREE_FEATURE, None], batch).view(n_graphs, width).repeat(n_levels, 1)
         row_weights = weights.transpose(0, 1).reshape(-1, 2)                 # nl*B x 2
 
+        # training runs both projectors on every row, so Graph-Mamba's structure term is mixed for
+        # all rows at once; inference mixes only the rows routed to Graph-Mamba (in `mamba`)
+        both = self.training and force is None
+        structure = proximity_mix(flat, batch).view(n_levels * n_graphs, width, d) if both else None
+
         # index_select, not rows[sel]: advanced indexing is ~3x slower on CPU (measured)
         def attention(sel: torch.Tensor, length: int = width) -> torch.Tensor:
             picked = [t.index_select(0, sel) for t in (rows, row_mask, row_level)]
@@ -135,9 +140,6 @@ class HierarchicalAdaptiveProjector(nn.Module):
             return self.mamba(picked[0][:, :length], near[:, :length], picked[1][:, :length], *picked[2:])
 
         k = self.attention.queries.shape[1]
-        both = self.training and force is None
-        # training runs Graph-Mamba on every row: mix them all at once
-        structure = proximity_mix(flat, batch).view(n_levels * n_graphs, width, d) if both else None
         if both:
             attended, scanned = rows.new_zeros(rows.shape[0], k, d), rows.new_zeros(rows.shape[0], k, d)
             for sel, length in length_groups(row_atoms):

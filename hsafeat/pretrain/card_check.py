@@ -21,7 +21,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from hsafeat.weights import DESC_TARGETS_FILE, sha256_file
+from hsafeat.hashing import sha256_file
+from hsafeat.weights import DESC_TARGETS_FILE
 
 ERRATA_FILE = "errata.json"
 SIDECARS = ("card.json", "scores.json", ERRATA_FILE)     # beside a release, not part of it

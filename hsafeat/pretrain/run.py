@@ -28,13 +28,14 @@ import torch
 from hsafeat.chem.features import ATOM_FEATURES, BOND_FEATURES
 from hsafeat.chem.parse import MAX_ATOMS
 from hsafeat.chem.smiles_tokens import VOCAB_SIZE as SMILES_VOCAB_SIZE
+from hsafeat.hashing import sha256_file
 from hsafeat.nn.config import EncoderConfig
 from hsafeat.pretrain.card import build_card, desc_targets, git_state, readout_section
 from hsafeat.pretrain.corpus import Corpus, attach_smiles_tokens, load_cache, prepare, read_corpus_lines, too_few_molecules
 from hsafeat.pretrain.loop import Trainer
 from hsafeat.pretrain.options import PretrainOptions
 from hsafeat.pretrain.readout_fit import ReadoutFit
-from hsafeat.weights import DESC_TARGETS_FILE, LoadedWeights, load_weights, save_release, sha256_file
+from hsafeat.weights import DESC_TARGETS_FILE, LoadedWeights, load_weights, save_release
 
 Progress = Callable[[str, int, int, dict], None]
 

@@ -1,4 +1,5 @@
 """What start-up costs: a plain `hsafeat embed` imports only what it uses."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,10 +32,6 @@ def test_command_exits_with_its_status_and_every_line_written(tmp_path: Path) ->
     """The command (cli.run) ends the process with os._exit (the interpreter's teardown cost
     ~0.4 s a run): stdout, block-buffered into a pipe, still arrives whole, and the status is the
     command's; atexit handlers still run."""
-    import json
-    import subprocess
-    import sys
-
     proc = subprocess.run([sys.executable, "-m", "hsafeat", "info", "--json"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc
